@@ -1,0 +1,61 @@
+"""The appliance's error hierarchy: library code raises these, only the CLI turns them into messages."""
+
+from __future__ import annotations
+
+
+class AssistantError(Exception):
+    """Base of every error the appliance raises on purpose; its text is shown to the user."""
+
+    exit_code: int = 1
+
+
+class ConfigError(AssistantError, ValueError):
+    """A configuration file or value is wrong; the message names the key, the value and the file."""
+
+    exit_code = 2
+
+
+class ModelNotFound(AssistantError, FileNotFoundError):
+    """A model file or directory that the configuration names does not exist."""
+
+    exit_code = 3
+
+
+class ModelError(AssistantError):
+    """A model exists but cannot be loaded or used (corrupt, wrong format, wrong kind)."""
+
+    exit_code = 3
+
+
+class AudioFormatError(AssistantError, ValueError):
+    """Audio input that cannot be read or converted (not a WAV, truncated, unsupported encoding)."""
+
+    exit_code = 4
+
+
+class AudioDeviceError(AssistantError):
+    """A sound device is missing, busy or went away, or PortAudio is not installed."""
+
+    exit_code = 5
+
+
+class BatteryReadError(AssistantError):
+    """The battery gauge could not be read or gave an implausible reading."""
+
+    exit_code = 6
+
+
+class InstallError(AssistantError):
+    """A model could not be downloaded, verified or put in place."""
+
+    exit_code = 7
+
+
+class TurnCancelled(AssistantError):
+    """A turn was cancelled (barge-in); not an error for the user, but it ends the turn."""
+
+
+class NoSpeech(AssistantError):
+    """The audio held no recognisable speech (silence, noise, or a tap too short to be speech)."""
+
+    exit_code = 8

