@@ -33,6 +33,12 @@ class AudioFormatError(AssistantError, ValueError):
     exit_code = 4
 
 
+class AudioWriteError(AssistantError, OSError):
+    """An audio file could not be written (disk full, no permission); nothing partial is left."""
+
+    exit_code = 4
+
+
 class AudioDeviceError(AssistantError):
     """A sound device is missing, busy or went away, or PortAudio is not installed."""
 
