@@ -1,0 +1,173 @@
+"""`assistant models build-ladder`: re-quantize a GGUF into tiers, show what the files really hold."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from assistant.config import AssistantConfig, build
+from assistant.errors import ConfigError
+from assistant.models import embedded
+from assistant.models.ladder import DEFAULT_TYPES, LadderEntry, build_ladder, ladder_to_tiers
+from assistant.power.tiers import TierConfig
+
+_LOG = logging.getLogger(__name__)
+
+_TOP_KEY = re.compile(r"^tiers\s*:")
+MARKER = "# tier ladder written by `assistant models build-ladder`\n"
+
+
+def add_build_ladder(models_sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``build-ladder`` to the ``models`` command group."""
+    p = models_sub.add_parser("build-ladder", help="re-quantize a GGUF into a ladder of tiers",
+                              description="Re-quantize a GGUF to several types with llama.cpp, read back the "
+                              "tensor types each file really holds, and optionally write the tiers section.")
+    p.add_argument("--source", type=Path, help="GGUF to quantize (default: llm.model, else the embedded SmolLM2)")
+    p.add_argument("--types", default=",".join(DEFAULT_TYPES),
+                   help=f"comma-separated llama.cpp types (default: {','.join(DEFAULT_TYPES)})")
+    p.add_argument("--out", type=Path, help="output directory (default: MODELS_DIR/ladder)")
+    p.add_argument("--threads", type=int, default=0, help="quantization threads (default: all cores)")
+    p.add_argument("--force", action="store_true", help="rebuild files that are already up to date")
+    p.add_argument("--allow-ternary", action="store_true",
+                   help="allow TQ1_0/TQ2_0 (garbage unless the model was trained ternary, e.g. BitNet b1.58)")
+    p.add_argument("--write-config", type=Path, metavar="FILE",
+                   help="write the resulting tiers: section into this YAML config (other sections are kept)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run_build_ladder)
+
+
+def tiers_to_mapping(cfg: TierConfig) -> dict[str, Any]:
+    """The ``tiers:`` config section for ``cfg`` (plain YAML types, unset fields left out)."""
+    rows: list[dict[str, Any]] = []
+    for t in cfg.tiers:
+        row: dict[str, Any] = {"name": t.name, "kind": t.kind}
+        if t.model is not None:
+            row["model"] = str(t.model)
+        row.update(quant=t.quant, enter_soc_pct=t.enter_soc_pct)
+        if t.enter_voltage_v is not None:
+            row["enter_voltage_v"] = t.enter_voltage_v
+        if t.kind == "llm":
+            row.update(n_ctx=t.n_ctx, max_tokens=t.max_tokens, threads=t.threads)
+            if t.reply_words is not None:
+                row["reply_words"] = t.reply_words
+        rows.append(row)
+    out: dict[str, Any] = {"tiers": rows, "hysteresis_pct": cfg.hysteresis_pct,
+                           "hysteresis_v": cfg.hysteresis_v, "shutdown_soc_pct": cfg.shutdown_soc_pct}
+    if cfg.shutdown_voltage_v is not None:
+        out["shutdown_voltage_v"] = cfg.shutdown_voltage_v
+    if cfg.default_tier is not None:
+        out["default_tier"] = cfg.default_tier
+    return out
+
+
+def replace_section(text: str, key_re: re.Pattern[str], block: str) -> str:
+    """``text`` with the top-level block matched by ``key_re`` replaced by ``block`` (appended if absent).
+
+    Works on lines, so comments and layout elsewhere in the file survive.
+    """
+    lines = text.splitlines(keepends=True)
+    key = next((i for i, line in enumerate(lines) if key_re.match(line)), None)
+    if key is None:
+        sep = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
+        return text + sep + block
+    start = key - 1 if key > 0 and lines[key - 1] == MARKER else key  # our label goes with its block
+    end = key + 1
+    while end < len(lines) and (not lines[end].strip() or lines[end][0] in " \t"):
+        end += 1
+    tail = lines[end:]
+    return "".join(lines[:start]) + block + ("\n" if tail else "") + "".join(tail)
+
+
+def read_config_text(path: Path) -> tuple[str, dict[str, Any]]:
+    """The config file's text and its parsed mapping ("" and {} when it does not exist yet)."""
+    try:
+        old = path.read_text(encoding="utf-8") if path.exists() else ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    try:
+        data = yaml.safe_load(old) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML, not touching it: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, not touching it")
+    return old, data
+
+
+def write_tiers_config(path: Path, tiers: TierConfig) -> None:
+    """Write the ``tiers:`` section into ``path`` atomically, keeping every other section and comment."""
+    old, before = read_config_text(path)
+    section = tiers_to_mapping(tiers)
+    block = MARKER + yaml.safe_dump(
+        {"tiers": section}, sort_keys=False, default_flow_style=False)
+    new = replace_section(old, _TOP_KEY, block)
+    after = yaml.safe_load(new)
+    rest_before = {k: v for k, v in before.items() if k != "tiers"}
+    rest_after = {k: v for k, v in after.items() if k != "tiers"}
+    if after.get("tiers") != section or rest_after != rest_before:
+        raise ConfigError(f"{path}: could not replace the tiers section without touching the others; "
+                          "edit it by hand")
+    build(TierConfig, section, str(path), "tiers.")  # what will be loaded must validate
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with tmp.open("w", encoding="utf-8") as fh:
+            fh.write(new)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if path.exists():
+            os.chmod(tmp, path.stat().st_mode & 0o7777)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write config file {path}: {exc}") from exc
+    _LOG.info("tiers section written to %s", path)
+
+
+def _table(entries: list[LadderEntry]) -> str:
+    head = f"{'requested':<10} {'real':<6} {'size MB':>8} {'bpw':>5} {'state':<7} tensors by type"
+    rows = [head, "-" * len(head)]
+    for e in entries:
+        state = "source" if e.is_source else "built" if e.built else "reused"
+        mark = " *" if e.type_mismatch else ""
+        rows.append(f"{e.requested:<10} {e.info.dominant_type:<6} {e.info.size_mb:>8.1f} "
+                    f"{e.info.bits_per_weight:>5.2f} {state:<7} {e.info.type_summary()}{mark}")
+    if any(e.type_mismatch for e in entries):
+        rows.append("* most weights are not of the requested type: the model's widths do not fit that "
+                    "type's blocks, so llama.cpp fell back")
+    return "\n".join(rows)
+
+
+def run_build_ladder(args: argparse.Namespace, cfg: AssistantConfig) -> int:
+    """Handler of ``assistant models build-ladder``."""
+    source: Path = args.source or cfg.llm.model or embedded.smollm2_gguf()
+    out_dir: Path = (args.out or cfg.paths.models_dir / "ladder").expanduser()
+    types = [t for t in args.types.split(",") if t.strip()]
+    if not types:
+        raise ConfigError("--types lists no quantization type")
+    if args.write_config is not None:
+        read_config_text(args.write_config)  # fail before the slow part, not after it
+    entries = build_ladder(source, out_dir, types, threads=args.threads,
+                           allow_ternary=args.allow_ternary, force=args.force)
+    tiers = ladder_to_tiers(entries)
+    if args.write_config is not None:
+        write_tiers_config(args.write_config, tiers)
+    if args.json:
+        print(json.dumps({"source": str(source), "out": str(out_dir),
+                          "entries": [e.to_dict() for e in entries], "tiers": tiers_to_mapping(tiers),
+                          "config_written": str(args.write_config) if args.write_config else None}, indent=2))
+        return 0
+    print(f"ladder from {source}\n       into {out_dir}\n")
+    print(_table(entries))
+    print("\ntiers (richest real bits per weight first):")
+    for t in tiers.tiers:
+        model = t.model.name if t.model is not None else "-"
+        print(f"  {t.name:<10} {t.kind:<8} SoC >= {t.enter_soc_pct:>4g} %  {model}")
+    if args.write_config is not None:
+        print(f"\ntiers section written to {args.write_config}")
+    return 0

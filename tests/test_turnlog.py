@@ -1,0 +1,176 @@
+"""The turn log: fsynced JSONL records, a reader that survives torn and corrupt lines, per-tier stats."""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assistant.messages import BatteryReading, TurnRecord
+from assistant.power.energy import EnergySpan
+from assistant.power.tiers import Tier
+from assistant.power.turnlog import SCHEMA, TurnLog, percentile, read_log, summarize, turn_entry
+
+TIER = Tier(name="q4_k_m", model=Path("/m/SmolLM2.Q4_K_M.gguf"), quant="Q4_K_M", enter_soc_pct=40,
+            max_tokens=80, reply_words=32)
+PACK_J = 60_000.0
+
+
+def battery(soc: float, v: float) -> BatteryReading:
+    return BatteryReading(t_monotonic=1.0, voltage_v=v, current_a=-0.5, power_w=-v * 0.5, soc_pct=soc,
+                          charging=False, external_power=False, source="ina219@0x42")
+
+
+def record(turn_id: str = "t1", **kw: Any) -> TurnRecord:
+    base: dict[str, Any] = dict(prompt_tokens=40, tokens=20, words=15, tps=80.0, asr_final_s=0.2,
+                                first_token_s=0.35, first_audio_s=0.5, total_s=1.5, llm_model="SmolLM2.Q4_K_M.gguf")
+    base.update(kw)
+    return TurnRecord(turn_id=turn_id, **base)
+
+
+def entry(turn_id: str = "t1", *, energy: EnergySpan | None = EnergySpan(10.0, 1.5, True), **kw: Any) -> dict[str, Any]:
+    return turn_entry(record(turn_id, **kw), tier=TIER, before=battery(55.0, 7.61), after=battery(54.9, 7.6),
+                      energy=energy, usable_energy_j=PACK_J, now=1_700_000_000.25)
+
+
+def test_entry_fields_and_rates() -> None:
+    e = entry()
+    assert e["schema"] == SCHEMA == 1
+    assert e["time"] == "2023-11-14T22:13:20.250+00:00" and e["unix"] == 1_700_000_000.25
+    assert (e["tier"], e["quant"], e["model"], e["kind"]) == ("q4_k_m", "Q4_K_M", "SmolLM2.Q4_K_M.gguf", "llm")
+    assert e["battery_before"] == {"soc_pct": 55.0, "voltage_v": 7.61, "power_w": -3.805, "source": "ina219@0x42"}
+    assert e["battery_after"]["soc_pct"] == 54.9
+    assert e["energy_j"] == 10.0 and e["energy_measured"] is True
+    assert e["tpj"] == 2.0                      # 20 tokens / 10 J
+    assert e["wbl"] == 90_000.0                 # 15 words / 10 J x 60 kJ
+    assert e["words_per_token"] == 0.75
+    assert (e["asr_final_s"], e["first_token_s"], e["first_audio_s"], e["total_s"]) == (0.2, 0.35, 0.5, 1.5)
+    assert (e["max_tokens"], e["reply_words"], e["cancelled"], e["error"]) == (80, 32, False, None)
+
+
+def test_entry_without_energy_or_tokens() -> None:
+    e = entry(energy=None, tokens=0, words=0, tps=float("nan"))
+    assert e["energy_j"] is None and e["tpj"] is None and e["wbl"] is None and e["words_per_token"] is None
+    assert e["tps"] is None  # NaN never reaches the file
+
+
+def test_round_trip_and_fsync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    log = TurnLog(tmp_path / "state" / "turns.jsonl")  # the directory is created
+    written = [log.write_turn(record(f"t{i}", words=10 + i), tier=TIER, before=None, after=None,
+                              energy=EnergySpan(5.0, 1.0, False), usable_energy_j=PACK_J) for i in range(3)]
+    assert len(synced) == 3 and log.written == 3 and log.failures == 0
+    got = read_log(log.path)
+    assert got.records == json.loads(json.dumps(written)) and got.torn_lines == 0 and got.bad_lines == []
+    assert log.path.read_text().count("\n") == 3
+
+
+def test_torn_last_line_is_skipped_and_reported(tmp_path: Path) -> None:
+    path = tmp_path / "turns.jsonl"
+    log = TurnLog(path)
+    log.append(entry("t1"))
+    log.append(entry("t2"))
+    full = path.read_bytes()
+    path.write_bytes(full[: len(full) - 40])  # power cut in the middle of writing t2
+    got = read_log(path)
+    assert [r["turn_id"] for r in got.records] == ["t1"]
+    assert got.torn_lines == 1 and got.bad_lines == []
+    # the next record must not be glued onto the torn line
+    log.append(entry("t3"))
+    got = read_log(path)
+    assert [r["turn_id"] for r in got.records] == ["t1", "t3"]
+    assert got.torn_lines == 0 and got.bad_lines == [2]
+
+
+def test_garbage_in_the_middle_is_skipped_with_its_line_number(tmp_path: Path) -> None:
+    path = tmp_path / "turns.jsonl"
+    lines = [json.dumps(entry("t1")), "{not json", "", json.dumps([1, 2]), '{"no_schema": 1}',
+             "\xff\xfe".encode("latin-1").decode("latin-1"), json.dumps(entry("t2"))]
+    path.write_bytes(b"\n".join(x.encode("latin-1") if x.startswith("\xff") else x.encode() for x in lines) + b"\n")
+    got = read_log(path)
+    assert [r["turn_id"] for r in got.records] == ["t1", "t2"]
+    assert got.bad_lines == [2, 4, 5, 6] and got.torn_lines == 0
+
+
+def test_missing_log_reads_empty(tmp_path: Path) -> None:
+    got = read_log(tmp_path / "nothing.jsonl")
+    assert got.records == [] and got.torn_lines == 0 and got.bad_lines == []
+
+
+def test_full_disk_is_logged_once_and_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    log = TurnLog(tmp_path / "turns.jsonl")
+    log.append(entry("t0"))
+
+    def no_space(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    with caplog.at_level(logging.WARNING, logger="assistant.power.turnlog"):
+        results = [log.append(entry(f"t{i}")) for i in range(1, 4)]
+    assert results == [False, False, False]
+    assert log.failures == 3 and log.written == 1
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "No space left" in warnings[0].getMessage()
+
+
+def test_unwritable_directory(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the state directory should be")
+    log = TurnLog(blocker / "turns.jsonl")
+    with caplog.at_level(logging.WARNING, logger="assistant.power.turnlog"):
+        assert log.append(entry()) is False
+        assert log.append(entry()) is False
+    assert log.failures == 2
+    assert caplog.text.count("cannot write turn log") == 1
+
+
+def test_unencodable_record_is_dropped_not_raised() -> None:
+    log = TurnLog(Path("/nonexistent/never-written.jsonl"))
+    assert log.append({"schema": 1, "turn_id": "x", "bad": float("inf")}) is False
+    assert log.failures == 1
+
+
+def test_percentile() -> None:
+    assert percentile([], 50) is None
+    assert percentile([3.0], 95) == 3.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 95) == pytest.approx(4.8)
+
+
+def test_summarize_hand_checked() -> None:
+    rs = [
+        entry("a1", tokens=20, words=15, tps=80.0, first_audio_s=0.4, total_s=1.0, energy=EnergySpan(10.0, 1, True)),
+        entry("a2", tokens=40, words=30, tps=70.0, first_audio_s=0.6, total_s=2.0, energy=EnergySpan(20.0, 2, False)),
+        entry("a3", tokens=10, words=5, tps=None, first_audio_s=None, total_s=3.0, energy=None, cancelled=True),
+    ]
+    other = turn_entry(record("b1", tokens=0, words=12, tps=None, error="boom"),
+                       tier=Tier(name="fixed", kind="fixed", enter_soc_pct=5), before=None, after=None,
+                       energy=EnergySpan(2.0, 1, True), usable_energy_j=PACK_J)
+    stats = summarize(rs + [other])
+    a = stats["q4_k_m"]
+    assert (a.turns, a.words, a.tokens) == (3, 50, 70)
+    assert (a.energy_j, a.energy_turns, a.measured_turns) == (30.0, 2, 1)
+    assert a.tps_mean == 75.0
+    assert a.tpj == pytest.approx(60 / 30)                 # tokens of the turns with energy / their joules
+    assert a.wbl == pytest.approx(45 / 30 * PACK_J)        # 90 000 words per battery life
+    assert a.words_per_token == pytest.approx(50 / 70)
+    assert a.first_audio_p50_s == pytest.approx(0.5) and a.first_audio_p95_s == pytest.approx(0.59)
+    assert a.total_p50_s == 2.0 and a.total_p95_s == pytest.approx(2.9)
+    assert (a.cancelled, a.errors) == (1, 0)
+    f = stats["fixed"]
+    assert f.turns == 1 and f.tpj == 0.0 and f.words_per_token is None and f.errors == 1
+    assert f.wbl == pytest.approx(12 / 2.0 * PACK_J)
+    assert summarize(rs, usable_energy_j=1000.0)["q4_k_m"].wbl == pytest.approx(45 / 30 * 1000.0)
