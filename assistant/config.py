@@ -14,6 +14,8 @@ from typing import Any, Literal
 import yaml
 
 from assistant.errors import ConfigError
+from assistant.power.battery_config import BatteryConfig
+from assistant.power.tiers import TierConfig
 
 _LOG = logging.getLogger(__name__)
 
@@ -74,6 +76,8 @@ class TtsConfig:
     """Piper ``.onnx`` voice (its ``.onnx.json`` beside it); empty means the embedded en_US joe voice."""
     length_scale: float = 1.0
     """Speaking speed: larger is slower."""
+    threads: int = 1
+    """CPU threads for synthesis, which runs while the LLM is still generating."""
     first_clause_words: int = 4
     """Send the first clause of a reply to TTS early once it has at least this many words (0 = never)."""
 
@@ -118,6 +122,10 @@ class AssistantConfig:
     mic: MicConfig = field(default_factory=MicConfig)
     speaker: SpeakerConfig = field(default_factory=SpeakerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    battery: BatteryConfig = field(default_factory=BatteryConfig)
+    tiers: TierConfig | None = None
+    """The quantization ladder; empty means the built-in ladder over the embedded model (see
+    `assistant models build-ladder`, which can write this section)."""
     source: Path | None = None
     """The file this configuration was read from (None: built-in defaults)."""
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from assistant.config import AssistantConfig, ensure_dir
 from assistant.messages import TurnRecord
-from assistant.speech.engines import load_engines
-from assistant.speech.pipeline import Pipeline, chunk_pcm
+from assistant.session import Session
+from assistant.speech.pipeline import chunk_pcm
 from assistant.speech.speaker import WavSpeaker
 from assistant.speech.wav import convert, read_wav
 
@@ -54,20 +54,12 @@ def one_turn(cfg: AssistantConfig, *, wav: Path | None, text: str | None, out: P
     if wav is not None:
         clip = read_wav(wav)  # read before loading models: a bad file fails fast
     t0 = time.perf_counter()
-    engines = load_engines(cfg, with_asr=wav is not None)
-    load_s = time.perf_counter() - t0
-    try:
-        if wav is not None and engines.transcriber is not None:
-            chunks = chunk_pcm(convert(clip, engines.transcriber.rate, 1), cfg.mic.block_ms / 1000)
-        speaker = WavSpeaker(out)
-        try:
-            pipeline = Pipeline(engines.transcriber, engines.responder, engines.synthesizer, speaker,
-                                first_clause_words=cfg.tts.first_clause_words)
-            record = pipeline.run_turn(audio=chunks, text=text)
-        finally:
-            speaker.close()
-    finally:
-        engines.close()
+    with Session(cfg, with_asr=wav is not None) as session:
+        load_s = time.perf_counter() - t0
+        if wav is not None and session.transcriber is not None:
+            chunks = chunk_pcm(convert(clip, session.transcriber.rate, 1), cfg.mic.block_ms / 1000)
+        with WavSpeaker(out) as speaker:
+            record = session.run_turn(speaker, audio=chunks, text=text)
     data = dataclasses.asdict(record)
     data.pop("extra")
     data.update(record.extra)

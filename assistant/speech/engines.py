@@ -42,7 +42,7 @@ def open_responder(cfg: AssistantConfig, model: Path | None = None) -> LlamaResp
 
 def open_synthesizer(cfg: AssistantConfig) -> PiperSynthesizer:
     """Load the Piper voice."""
-    return PiperSynthesizer(voice_path(cfg), length_scale=cfg.tts.length_scale)
+    return PiperSynthesizer(voice_path(cfg), length_scale=cfg.tts.length_scale, threads=cfg.tts.threads)
 
 
 def open_asr(cfg: AssistantConfig) -> Transcriber:

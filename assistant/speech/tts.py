@@ -33,7 +33,7 @@ class Synthesizer(Protocol):
 class PiperSynthesizer:
     """Piper voice from an ``.onnx`` file with its ``.onnx.json`` config beside it."""
 
-    def __init__(self, voice_path: Path, *, length_scale: float = 1.0) -> None:
+    def __init__(self, voice_path: Path, *, length_scale: float = 1.0, threads: int = 1) -> None:
         self.voice_path = voice_path
         self.voice_name = voice_path.name.removesuffix(".onnx")
         config_path = voice_path.with_name(voice_path.name + ".json")
@@ -47,12 +47,21 @@ class PiperSynthesizer:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelError(f"Piper voice config {config_path} is not valid: {exc}") from exc
         try:
-            from piper import PiperVoice, SynthesisConfig
+            import onnxruntime
+            from piper import PiperConfig, PiperVoice, SynthesisConfig
         except ImportError as exc:
             raise ModelError(f"piper-tts is not installed ({exc}); install the 'engines' extra") from exc
         t0 = time.perf_counter()
+        options = onnxruntime.SessionOptions()
+        # Synthesis runs beside the LLM: a fixed thread count that does not spin keeps the two
+        # from starving each other on a small CPU.
+        options.intra_op_num_threads = max(1, threads)
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self._voice: Any = PiperVoice.load(str(voice_path), config_path=str(config_path))
+            session = onnxruntime.InferenceSession(str(voice_path), sess_options=options,
+                                                   providers=["CPUExecutionProvider"])
+            self._voice: Any = PiperVoice(session=session, config=PiperConfig.from_dict(meta))
         except Exception as exc:  # onnxruntime raises its own exception types for a bad file
             raise ModelError(f"Piper could not load voice {voice_path}: {exc}") from exc
         self._syn_config = SynthesisConfig(length_scale=length_scale)

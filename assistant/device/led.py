@@ -1,0 +1,219 @@
+"""The status LED: one pattern per appliance state, on a plain, dimmable or RGB LED."""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import logging
+import threading
+import time
+from types import TracebackType
+from typing import Any, Self
+
+from assistant.device.device_config import LedConfig, default_colours
+from assistant.errors import ConfigError
+
+_LOG = logging.getLogger(__name__)
+
+Colour = tuple[float, float, float]
+
+HISTORY_LIMIT = 256
+"""How many state changes ``StatusLed.history`` keeps."""
+
+FRAME_S = 0.1
+"""Step of the frame-by-frame patterns (the low-battery double blink) (s)."""
+
+DOUBLE_BLINK = (1, 0, 1) + (0,) * 17
+"""Low battery: two 0.1 s flashes, then dark, every 2 s (frames of FRAME_S)."""
+
+
+class LedState(enum.Enum):
+    """What the appliance is doing, as the LED shows it."""
+
+    IDLE = "idle"
+    LISTENING = "listening"
+    THINKING = "thinking"
+    SPEAKING = "speaking"
+    LOW_BATTERY = "low_battery"
+    ERROR = "error"
+    OFF = "off"
+
+
+def ladder_colour(position: float) -> Colour:
+    """Green for the richest tier (0.0), through yellow, to red for the poorest (1.0)."""
+    p = min(1.0, max(0.0, position))
+    return (min(1.0, 2.0 * p), min(1.0, 2.0 * (1.0 - p)), 0.0)
+
+
+class StatusLed:
+    """Shows the appliance state on an LED, with gpiozero doing all the blinking in the background.
+
+    Wiring (``kind: led`` or ``pwm``): GPIO ``pin`` -> resistor (330 ohm-1 kohm) -> LED anode, LED
+    cathode -> ground. ``kind: rgb``: the three legs of a common-cathode RGB LED on ``rgb_pins``
+    (red, green, blue), each through its own resistor, the common leg to ground (common-anode: the
+    common leg to 3.3 V and ``active_high: false``). ``kind: none``: no LED; states are still
+    recorded.
+
+    Patterns: idle is a 50 ms flash every 4 s (``led``), a dim steady glow (``pwm``), or the tier
+    colour dimmed (``rgb``); listening is solid on; thinking blinks fast (``led``) or pulses fast;
+    speaking blinks slowly or pulses slowly; low battery double-blinks every 2 s; error flashes
+    rapidly for ``error_s`` and then the LED goes back to the state it showed before; off is dark.
+    """
+
+    def __init__(self, cfg: LedConfig, *, pin_factory: Any = None) -> None:
+        """``pin_factory``: a gpiozero pin factory (None: gpiozero's default)."""
+        self.cfg = cfg
+        self.history: list[tuple[float, LedState]] = []
+        """(``time.monotonic()``, state) for every state shown, oldest first (bounded)."""
+        self._lock = threading.Lock()
+        self._state = LedState.OFF
+        self._resume = LedState.OFF
+        self._error_timer: threading.Timer | None = None
+        self._generation = 0
+        idle = cfg.colours.get("idle") or default_colours()["idle"]
+        self._tier_colour: Colour = (idle[0], idle[1], idle[2])
+        self._closed = False
+        self._dev: Any = self._open(cfg, pin_factory)
+
+    @staticmethod
+    def _open(cfg: LedConfig, pin_factory: Any) -> Any:
+        if cfg.kind == "none":
+            return None
+        from gpiozero import LED, PWMLED, RGBLED, GPIOZeroError
+
+        where = f"led.rgb_pins {cfg.rgb_pins}" if cfg.kind == "rgb" else f"led.pin GPIO{cfg.pin}"
+        try:
+            if cfg.kind == "led":
+                return LED(cfg.pin, active_high=cfg.active_high, pin_factory=pin_factory)
+            if cfg.kind == "pwm":
+                return PWMLED(cfg.pin, active_high=cfg.active_high, pin_factory=pin_factory)
+            red, green, blue = cfg.rgb_pins
+            return RGBLED(red, green, blue, active_high=cfg.active_high, pwm=True, pin_factory=pin_factory)
+        except (GPIOZeroError, OSError, RuntimeError, ValueError) as exc:
+            raise ConfigError(f"{where}: cannot open the {cfg.kind} LED: {exc} "
+                              f"(off the Pi set GPIOZERO_PIN_FACTORY=mock, or led.kind: none)") from exc
+
+    @property
+    def state(self) -> LedState:
+        """The state the LED shows now (after an error flash, the one it went back to)."""
+        with self._lock:
+            return self._state
+
+    @property
+    def tier_colour(self) -> Colour:
+        """The idle colour of an RGB LED."""
+        with self._lock:
+            return self._tier_colour
+
+    def set_state(self, state: LedState) -> None:
+        """Show ``state``; setting the state already shown changes nothing (ERROR restarts its flash)."""
+        with self._lock:
+            if state == self._state and state != LedState.ERROR:
+                return
+            self._cancel_error_locked()
+            if state == LedState.ERROR:
+                if self._state != LedState.ERROR:
+                    self._resume = self._state
+                self._generation += 1
+                if not self._closed:
+                    timer = threading.Timer(self.cfg.error_s, self._end_error, args=(self._generation,))
+                    timer.daemon = True
+                    self._error_timer = timer
+                    timer.start()
+            self._show_locked(state)
+
+    def set_tier_colour(self, name: str, position: float = 0.0) -> Colour:
+        """Take the idle colour of tier ``name`` (``tier_colours``, else by its ``position`` in the
+        ladder: 0.0 richest .. 1.0 poorest); an idle RGB LED changes at once. Returns the colour."""
+        configured = self.cfg.tier_colours.get(name)
+        colour: Colour = (configured[0], configured[1], configured[2]) if configured else ladder_colour(position)
+        with self._lock:
+            self._tier_colour = colour
+            if self._state == LedState.IDLE and self.cfg.kind == "rgb":
+                self._apply_locked(LedState.IDLE)
+        _LOG.debug("tier %s idle colour %s", name, colour)
+        return colour
+
+    def _end_error(self, generation: int) -> None:
+        with self._lock:
+            if generation != self._generation or self._state != LedState.ERROR:
+                return
+            self._error_timer = None
+            self._show_locked(self._resume)
+
+    def _cancel_error_locked(self) -> None:
+        if self._error_timer is not None:
+            self._error_timer.cancel()
+            self._error_timer = None
+        self._generation += 1
+
+    def _show_locked(self, state: LedState) -> None:
+        self._state = state
+        self.history.append((time.monotonic(), state))
+        del self.history[:-HISTORY_LIMIT]
+        _LOG.debug("led %s", state.value)
+        self._apply_locked(state)
+
+    def _colour(self, key: str) -> Colour:
+        c = self.cfg.colours.get(key) or default_colours()[key]
+        return (c[0], c[1], c[2])
+
+    def _apply_locked(self, state: LedState) -> None:
+        dev = self._dev
+        if dev is None or self._closed:
+            return
+        dev.source = None  # stop a frame pattern before anything else drives the pins
+        kind = self.cfg.kind
+        if state == LedState.OFF:
+            dev.off()
+        elif state == LedState.LISTENING:
+            dev.value = self._colour("listening") if kind == "rgb" else 1
+        elif state == LedState.IDLE:
+            if kind == "led":
+                dev.blink(on_time=0.05, off_time=3.95, background=True)
+            elif kind == "pwm":
+                dev.value = self.cfg.idle_brightness
+            else:
+                dev.value = tuple(c * self.cfg.idle_brightness for c in self._tier_colour)
+        elif state == LedState.THINKING:
+            self._blink_or_pulse(dev, 0.1, 0.25, "thinking")
+        elif state == LedState.SPEAKING:
+            self._blink_or_pulse(dev, 0.5, 0.75, "speaking")
+        elif state == LedState.LOW_BATTERY:
+            on: Any = self._colour("low_battery") if kind == "rgb" else 1
+            off: Any = (0.0, 0.0, 0.0) if kind == "rgb" else 0
+            dev.source_delay = FRAME_S
+            dev.source = itertools.cycle([on if f else off for f in DOUBLE_BLINK])
+        elif state == LedState.ERROR:
+            if kind == "rgb":
+                dev.blink(on_time=0.05, off_time=0.05, on_color=self._colour("error"), background=True)
+            else:
+                dev.blink(on_time=0.05, off_time=0.05, background=True)
+
+    def _blink_or_pulse(self, dev: Any, blink_s: float, fade_s: float, key: str) -> None:
+        """Plain LED: blink ``blink_s`` on / off; PWM and RGB: fade in and out over ``fade_s`` each."""
+        if self.cfg.kind == "led":
+            dev.blink(on_time=blink_s, off_time=blink_s, background=True)
+        elif self.cfg.kind == "pwm":
+            dev.pulse(fade_in_time=fade_s, fade_out_time=fade_s, background=True)
+        else:
+            dev.pulse(fade_in_time=fade_s, fade_out_time=fade_s, on_color=self._colour(key), background=True)
+
+    def close(self) -> None:
+        """Turn the LED off and release its pins; safe to call twice."""
+        with self._lock:
+            if self._closed:
+                return
+            self._cancel_error_locked()
+            if self._dev is not None:
+                self._dev.source = None
+                self._dev.off()
+                self._dev.close()
+            self._closed = True
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()

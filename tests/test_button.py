@@ -1,0 +1,173 @@
+"""The push-to-talk button on gpiozero mock pins: press, release, tap, bounce, hold, close."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from gpiozero import Button
+from gpiozero.pins.mock import MockFactory
+
+from assistant.config import build
+from assistant.device.button import ButtonEvent, PushToTalkButton
+from assistant.device.device_config import ButtonConfig
+from assistant.errors import ConfigError
+
+FAST = ButtonConfig(pin=17, bounce_s=0.02, min_press_s=0.1)
+
+
+@pytest.fixture
+def factory() -> Iterator[MockFactory]:
+    pins = MockFactory()
+    yield pins
+    pins.reset()
+
+
+@pytest.fixture
+def button(factory: MockFactory) -> Iterator[PushToTalkButton]:
+    b = PushToTalkButton(FAST, pin_factory=factory)
+    yield b
+    b.close()
+
+
+def expect(button: PushToTalkButton, kind: str, timeout: float = 1.0) -> ButtonEvent:
+    event = button.wait_event(timeout)
+    assert event is not None, f"no {kind} event within {timeout} s"
+    assert event.kind == kind, event
+    return event
+
+
+def test_press_then_release_after_min_press(button: PushToTalkButton) -> None:
+    assert not button.is_pressed
+    button.pin.drive_low()
+    press = expect(button, "press")
+    assert press.held_s == 0.0
+    assert button.is_pressed
+    time.sleep(0.15)
+    button.pin.drive_high()
+    release = expect(button, "release")
+    assert 0.14 <= release.held_s < 0.5
+    assert release.t - press.t == pytest.approx(release.held_s)
+    assert not button.is_pressed
+    assert button.wait_event(0.05) is None
+
+
+def test_short_press_is_a_tap(button: PushToTalkButton) -> None:
+    button.pin.drive_low()
+    expect(button, "press")
+    time.sleep(0.04)
+    button.pin.drive_high()
+    tap = expect(button, "tap")
+    assert 0.03 <= tap.held_s < FAST.min_press_s
+
+
+def test_bounce_on_press_gives_one_press(button: PushToTalkButton) -> None:
+    for _ in range(5):  # a bouncing contact, all within microseconds
+        button.pin.drive_low()
+        button.pin.drive_high()
+    button.pin.drive_low()
+    expect(button, "press")
+    time.sleep(0.1)  # the bounce window closes with the line low: nothing more
+    assert button.wait_event(0.05) is None
+    assert button.is_pressed
+    time.sleep(0.05)
+    button.pin.drive_high()
+    assert expect(button, "release").held_s >= FAST.min_press_s
+
+
+def test_release_lost_in_the_bounce_is_recovered(button: PushToTalkButton) -> None:
+    button.pin.drive_low()
+    button.pin.drive_high()
+    button.pin.drive_low()
+    button.pin.drive_high()  # ends released, every edge inside one bounce window
+    expect(button, "press")
+    tap = expect(button, "tap", timeout=0.5)  # reported when the window closes
+    assert FAST.bounce_s <= tap.held_s < FAST.bounce_s + 0.1
+    assert not button.is_pressed
+
+
+def test_hold_reports_shutdown_and_swallows_the_release(factory: MockFactory) -> None:
+    cfg = ButtonConfig(pin=17, bounce_s=0.02, min_press_s=0.1, shutdown_hold_s=0.3)
+    with PushToTalkButton(cfg, pin_factory=factory) as b:
+        b.pin.drive_low()
+        expect(b, "press")
+        hold = expect(b, "hold_shutdown", timeout=1.5)
+        assert 0.29 <= hold.held_s < 1.0
+        b.pin.drive_high()
+        assert b.wait_event(0.2) is None
+        assert not b.is_pressed
+        b.pin.drive_low()  # the next press starts afresh
+        expect(b, "press")
+        time.sleep(0.12)
+        b.pin.drive_high()
+        assert expect(b, "release").held_s < 0.3
+
+
+def test_hold_without_shutdown_configured_is_a_long_release(button: PushToTalkButton) -> None:
+    button.pin.drive_low()
+    expect(button, "press")
+    assert button.wait_event(1.2) is None  # gpiozero's hold timer fires, but reports nothing
+    button.pin.drive_high()
+    assert expect(button, "release").held_s >= 1.2
+
+
+def test_pull_down_wiring_presses_high(factory: MockFactory) -> None:
+    cfg = ButtonConfig(pin=17, pull_up=False, bounce_s=0.0, min_press_s=0.1)
+    with PushToTalkButton(cfg, pin_factory=factory) as b:
+        b.pin.drive_high()
+        expect(b, "press")
+        b.pin.drive_low()
+        expect(b, "tap")
+
+
+def test_wait_blocks_until_an_event_from_another_thread(button: PushToTalkButton) -> None:
+    start = time.monotonic()
+    assert button.wait_event(0.2) is None
+    assert time.monotonic() - start >= 0.19
+    pressed = threading.Timer(0.1, button.pin.drive_low)
+    pressed.start()
+    start = time.monotonic()
+    event = button.wait_event(2.0)
+    assert event is not None and event.kind == "press"
+    assert 0.08 <= time.monotonic() - start < 1.0
+    pressed.join()
+    closing = time.monotonic()
+    button.close()  # while the button is still held
+    assert time.monotonic() - closing < 0.5
+
+
+def test_clear_drops_pending_events(button: PushToTalkButton) -> None:
+    button.pin.drive_low()
+    time.sleep(0.03)
+    button.pin.drive_high()
+    time.sleep(0.03)
+    assert button.clear() == 2
+    assert button.wait_event(0.05) is None
+
+
+def test_close_releases_the_pin_and_wakes_waiters(factory: MockFactory) -> None:
+    b = PushToTalkButton(FAST, pin_factory=factory)
+    with pytest.raises(ConfigError, match="GPIO17"):
+        PushToTalkButton(FAST, pin_factory=factory)  # still held by b
+    woken: list[ButtonEvent | None] = []
+    waiter = threading.Thread(target=lambda: woken.append(b.wait_event(5.0)))
+    waiter.start()
+    time.sleep(0.05)
+    b.close()
+    waiter.join(1.0)
+    assert not waiter.is_alive() and woken == [None]
+    b.close()  # twice is fine
+    assert b.wait_event(1.0) is None
+    again = Button(17, pin_factory=factory)  # the pin is free again
+    again.close()
+
+
+def test_bad_pin_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="button.pin"):
+        build(ButtonConfig, {"pin": 40}, "config.yaml", "button.")
+    with pytest.raises(ConfigError, match="shutdown_hold_s"):
+        build(ButtonConfig, {"shutdown_hold_s": 0.1}, "config.yaml", "button.")
+    cfg = build(ButtonConfig, {"pin": 22, "shutdown_hold_s": 5}, "config.yaml", "button.")
+    assert cfg == ButtonConfig(pin=22, shutdown_hold_s=5.0)
