@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 
 from assistant.errors import ConfigError
+from assistant.device.device_config import ButtonConfig, LedConfig, ServiceConfig, ShutdownConfig
 from assistant.power.battery_config import BatteryConfig
 from assistant.power.tiers import TierConfig
 
@@ -123,6 +124,10 @@ class AssistantConfig:
     speaker: SpeakerConfig = field(default_factory=SpeakerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     battery: BatteryConfig = field(default_factory=BatteryConfig)
+    button: ButtonConfig = field(default_factory=ButtonConfig)
+    led: LedConfig = field(default_factory=LedConfig)
+    shutdown: ShutdownConfig = field(default_factory=ShutdownConfig)
+    service: ServiceConfig = field(default_factory=ServiceConfig)
     tiers: TierConfig | None = None
     """The quantization ladder; empty means the built-in ladder over the embedded model (see
     `assistant models build-ladder`, which can write this section)."""

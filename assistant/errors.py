@@ -45,6 +45,12 @@ class AudioDeviceError(AssistantError):
     exit_code = 5
 
 
+class DeviceError(AssistantError):
+    """A GPIO pin (button, LED) cannot be opened or driven."""
+
+    exit_code = 9
+
+
 class BatteryReadError(AssistantError):
     """The battery gauge could not be read or gave an implausible reading."""
 

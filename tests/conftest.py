@@ -47,3 +47,15 @@ def tmp_config(tmp_path: Path) -> AssistantConfig:
     from assistant.config import PathsConfig
 
     return replace(AssistantConfig(), paths=PathsConfig(state_dir=tmp_path / "state", models_dir=tmp_path / "models"))
+
+
+@pytest.fixture(scope="session")
+def ladder_files(smollm2: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Q8_0 and Q2_K re-quantizations of the embedded model, built once for the session."""
+    from assistant.models.ladder import build_ladder
+
+    out = tmp_path_factory.mktemp("ladder")
+    entries = build_ladder(smollm2, out, ["Q8_0", "Q2_K"])
+    files = {e.requested: e.path for e in entries}
+    files["Q4_1"] = smollm2
+    return files

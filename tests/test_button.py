@@ -13,7 +13,7 @@ from gpiozero.pins.mock import MockFactory
 from assistant.config import build
 from assistant.device.button import ButtonEvent, PushToTalkButton
 from assistant.device.device_config import ButtonConfig
-from assistant.errors import ConfigError
+from assistant.errors import ConfigError, DeviceError
 
 FAST = ButtonConfig(pin=17, bounce_s=0.02, min_press_s=0.1)
 
@@ -149,7 +149,7 @@ def test_clear_drops_pending_events(button: PushToTalkButton) -> None:
 
 def test_close_releases_the_pin_and_wakes_waiters(factory: MockFactory) -> None:
     b = PushToTalkButton(FAST, pin_factory=factory)
-    with pytest.raises(ConfigError, match="GPIO17"):
+    with pytest.raises(DeviceError, match="GPIO17"):
         PushToTalkButton(FAST, pin_factory=factory)  # still held by b
     woken: list[ButtonEvent | None] = []
     waiter = threading.Thread(target=lambda: woken.append(b.wait_event(5.0)))

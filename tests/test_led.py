@@ -13,7 +13,7 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 from assistant.config import build
 from assistant.device.device_config import DEFAULT_RGB_PINS, RESERVED_GPIOS, LedConfig
 from assistant.device.led import LedState, StatusLed, ladder_colour
-from assistant.errors import ConfigError
+from assistant.errors import ConfigError, DeviceError
 
 HAT_PINS = {5, 6, 12, 13, 16, 26}  # X728, X120x (hardware.md 1.3)
 RESPEAKER_PINS = {12, 17} | set(range(7, 12))
@@ -214,7 +214,7 @@ def test_close_turns_off_and_frees_the_pin(factory: MockFactory) -> None:
 
 
 def test_pwm_on_a_pin_without_pwm_is_a_config_error(factory: MockFactory) -> None:
-    with pytest.raises(ConfigError, match="led.pin GPIO27"):
+    with pytest.raises(DeviceError, match="led.pin GPIO27"):
         StatusLed(LedConfig(kind="pwm"), pin_factory=factory)
 
 

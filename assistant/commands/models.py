@@ -17,6 +17,9 @@ from assistant.models.install import install, list_models, read_manifest, verify
 _LOG = logging.getLogger(__name__)
 
 
+from assistant.commands.ladder import add_build_ladder  # noqa: E402
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``models`` and its sub-commands to the top-level parser."""
     models = sub.add_parser("models", help="list, install and verify models")
@@ -33,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ver = msub.add_parser("verify", help="re-hash a model's files (default: every embedded and installed model)")
     ver.add_argument("name", nargs="?", help="catalogue name; all when omitted")
     ver.set_defaults(func=run_verify)
+    add_build_ladder(msub)
 
 
 def _models_dir(cfg: AssistantConfig) -> Path:

@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Any, Literal, Self
 
 from assistant.device.device_config import ButtonConfig
-from assistant.errors import ConfigError
+from assistant.errors import DeviceError
 
 _LOG = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class PushToTalkButton:
         try:
             from gpiozero import Button, GPIOZeroError
         except ImportError as exc:  # pragma: no cover - gpiozero is a core dependency
-            raise ConfigError(f"button.pin: gpiozero cannot be imported ({exc})") from exc
+            raise DeviceError(f"button.pin: gpiozero cannot be imported ({exc})") from exc
         # gpiozero's hold thread waits hold_time on every press and close() joins it: without the
         # shutdown gesture keep that wait short, so closing during a press does not stall.
         hold = cfg.shutdown_hold_s if cfg.shutdown_hold_s is not None else 0.1
@@ -82,7 +82,7 @@ class PushToTalkButton:
             return Button(cfg.pin, pull_up=cfg.pull_up, bounce_time=cfg.bounce_s or None,
                           hold_time=hold, pin_factory=pin_factory)
         except (GPIOZeroError, OSError, RuntimeError) as exc:
-            raise ConfigError(f"button.pin: cannot open GPIO{cfg.pin} for the button: {exc} "
+            raise DeviceError(f"button.pin: cannot open GPIO{cfg.pin} for the button: {exc} "
                               f"(off the Pi set GPIOZERO_PIN_FACTORY=mock)") from exc
 
     @property

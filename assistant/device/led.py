@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from assistant.device.device_config import LedConfig, default_colours
-from assistant.errors import ConfigError
+from assistant.errors import DeviceError
 
 _LOG = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class StatusLed:
             red, green, blue = cfg.rgb_pins
             return RGBLED(red, green, blue, active_high=cfg.active_high, pwm=True, pin_factory=pin_factory)
         except (GPIOZeroError, OSError, RuntimeError, ValueError) as exc:
-            raise ConfigError(f"{where}: cannot open the {cfg.kind} LED: {exc} "
+            raise DeviceError(f"{where}: cannot open the {cfg.kind} LED: {exc} "
                               f"(off the Pi set GPIOZERO_PIN_FACTORY=mock, or led.kind: none)") from exc
 
     @property

@@ -1,0 +1,124 @@
+"""A session on a simulated pack: tiers chosen from the battery, energy per turn, the turn log."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from assistant.config import AssistantConfig, PathsConfig
+from assistant.errors import BatteryReadError
+from assistant.messages import BatteryReading
+from assistant.power.gauges import SimulatedPack
+from assistant.power.tiers import Tier, TierConfig
+from assistant.power.turnlog import read_log, summarize
+from assistant.session import Session
+from assistant.speech.speaker import NullSpeaker
+
+
+def ladder(files: dict[str, Path]) -> TierConfig:
+    return TierConfig(tiers=[
+        Tier(name="q8_0", model=files["Q8_0"], quant="Q8_0", enter_soc_pct=70, n_ctx=512, max_tokens=24, reply_words=20),
+        Tier(name="q4_1", model=files["Q4_1"], quant="Q4_1", enter_soc_pct=45, n_ctx=512, max_tokens=16, reply_words=12),
+        Tier(name="q2_k", model=files["Q2_K"], quant="Q2_K", enter_soc_pct=25, n_ctx=512, max_tokens=12, reply_words=8),
+        Tier(name="fixed", kind="fixed", enter_soc_pct=10),
+        Tier(name="shutdown", kind="shutdown"),
+    ], shutdown_soc_pct=10.0)
+
+
+def config(tmp_path: Path, files: dict[str, Path]) -> AssistantConfig:
+    return replace(AssistantConfig(), paths=PathsConfig(state_dir=tmp_path / "state", models_dir=tmp_path / "m"),
+                   tiers=ladder(files))
+
+
+def test_simulated_discharge_walks_down_the_ladder(tmp_path: Path, ladder_files: dict[str, Path]) -> None:
+    # A 0.08 Wh pack drawn at the process's real CPU power x 8: empty in about a minute of turns.
+    pack = SimulatedPack(capacity_wh=0.08, start_soc_pct=100.0, time_scale=8.0)
+    seen: list[str] = []
+    records = []
+    with Session(config(tmp_path, ladder_files), with_asr=False, gauge=pack) as session:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            tier = session.select_tier()
+            if tier.kind == "shutdown":
+                seen.append("shutdown")
+                break
+            rec = session.run_turn(NullSpeaker(), text="What is the battery level?" if tier.kind == "fixed"
+                                   else "Name a large animal.")
+            records.append(rec)
+            if not seen or seen[-1] != tier.name:
+                seen.append(tier.name)
+        log = read_log(session.turn_log.path)
+    assert seen == ["q8_0", "q4_1", "q2_k", "fixed", "shutdown"], seen
+    fixed = [r for r in records if r.extra["tier"] == "fixed"]
+    assert fixed and all("battery is at" in r.reply.lower() for r in fixed)
+    assert len(log.records) == len(records) and log.torn_lines == 0
+    for entry, rec in zip(log.records, records):
+        assert entry["turn_id"] == rec.turn_id and entry["tier"] == rec.extra["tier"]
+        assert entry["battery_before"]["source"] == "simulated"
+        assert entry["energy_measured"] is False  # a simulation is never called a measurement
+        assert entry["energy_j"] > 0
+        if entry["kind"] == "llm":
+            assert entry["tokens"] > 0 and entry["tpj"] == pytest.approx(entry["tokens"] / entry["energy_j"], rel=1e-3)
+            assert entry["wbl"] == pytest.approx(entry["words"] / entry["energy_j"] * entry["pack_usable_j"], rel=1e-3)
+    socs = [e["battery_before"]["soc_pct"] for e in log.records]
+    assert socs == sorted(socs, reverse=True)
+    stats = summarize(log.records)
+    assert set(stats) == {"q8_0", "q4_1", "q2_k", "fixed"}
+    assert stats["fixed"].tokens == 0
+
+
+class FlakyGauge:
+    """A gauge that fails every read after the first few."""
+
+    name = "flaky"
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def read(self) -> BatteryReading:
+        self.reads += 1
+        if self.reads > 2:
+            raise BatteryReadError("I2C bus error")
+        return BatteryReading(time.monotonic(), 8.0, -0.5, -4.0, 80.0, False, False, "flaky")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_failing_gauge_never_fails_a_turn(tmp_path: Path, ladder_files: dict[str, Path]) -> None:
+    with Session(config(tmp_path, ladder_files), with_asr=False, gauge=FlakyGauge(), start_meter=False) as s:
+        first = s.run_turn(NullSpeaker(), text="Say hello.")
+        second = s.run_turn(NullSpeaker(), text="Say hello again.")
+    assert first.extra["tier"] == second.extra["tier"] == "q8_0"
+    assert s.meter.read_errors >= 1
+
+
+def test_missing_tier_model_is_skipped(tmp_path: Path, ladder_files: dict[str, Path]) -> None:
+    files = dict(ladder_files, Q8_0=tmp_path / "gone.gguf")
+    pack = SimulatedPack(capacity_wh=10, start_soc_pct=95.0)
+    with Session(config(tmp_path, files), with_asr=False, gauge=pack) as s:
+        rec = s.run_turn(NullSpeaker(), text="Say hello.")
+    assert "q8_0" in s.unavailable
+    assert rec.extra["tier"] == "q4_1"
+
+
+def test_corrupt_tier_model_is_skipped_at_load(tmp_path: Path, ladder_files: dict[str, Path]) -> None:
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(ladder_files["Q8_0"].read_bytes()[:1_000_000])
+    pack = SimulatedPack(capacity_wh=10, start_soc_pct=95.0)
+    with Session(config(tmp_path, dict(ladder_files, Q8_0=bad)), with_asr=False, gauge=pack) as s:
+        rec = s.run_turn(NullSpeaker(), text="Say hello.")
+    assert rec.extra["tier"] == "q4_1" and "q8_0" in s.unavailable
+
+
+def test_unwritable_turn_log_does_not_fail_the_turn(tmp_path: Path, ladder_files: dict[str, Path]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    pack = SimulatedPack(capacity_wh=10, start_soc_pct=95.0)
+    with Session(config(tmp_path, ladder_files), with_asr=False, gauge=pack,
+                 turn_log=blocker / "turns.jsonl") as s:
+        rec = s.run_turn(NullSpeaker(), text="Say hello.")
+    assert rec.reply and s.turn_log.failures == 1
