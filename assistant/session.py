@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.config import AssistantConfig, ensure_dir
-from assistant.errors import AssistantError, BatteryReadError, ModelError, ModelNotFound
+from assistant.errors import AssistantError, BatteryReadError, ConfigError, ModelError, ModelNotFound
 from assistant.messages import BatteryReading, TurnRecord
 from assistant.power.energy import EnergyMeter
 from assistant.power.fixed_replies import FixedResponder
@@ -45,11 +45,22 @@ class Session:
         gauge: Gauge | None = None,
         turn_log: Path | None = None,
         start_meter: bool = True,
+        pin_tier: str | None = None,
     ) -> None:
         self.cfg = cfg
         self.models_dir = cfg.paths.models_dir.expanduser()
         self.tiers: TierConfig = ladder_for(cfg)
         self.unavailable: set[str] = unavailable_tiers(self.tiers)
+        self.pinned: Tier | None = None
+        """A tier forced for every turn (drain tests per quantization); shutdown still applies."""
+        if pin_tier is not None:
+            self.pinned = self.tiers.tier(pin_tier)
+            names = ", ".join(t.name for t in self.tiers.tiers)
+            if self.pinned is None:
+                raise ConfigError(f"no tier named '{pin_tier}' (tiers: {names})")
+            if pin_tier in self.unavailable:
+                raise ModelNotFound(f"tier '{pin_tier}' cannot be pinned: its model {self.pinned.model} is missing "
+                                    "or corrupt (see `assistant models build-ladder`)")
         self.gauge: Gauge = gauge or open_gauge(cfg.battery)
         self.usable_energy_j = cfg.battery.usable_wh * 3600.0
         self.simulated = self.gauge.name.startswith("simulated")
@@ -87,6 +98,8 @@ class Session:
         """Choose the tier for the next turn and make its responder resident."""
         while True:
             tier = choose_tier(self.reading(), self.tiers, self.tier, unavailable=self.unavailable)
+            if self.pinned is not None and tier.kind != "shutdown":
+                tier = self.pinned
             if tier == self.tier and self.responder is not None:
                 return tier
             try:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from assistant.config import AssistantConfig, PathsConfig
-from assistant.errors import BatteryReadError
+from assistant.errors import BatteryReadError, ConfigError
 from assistant.messages import BatteryReading
 from assistant.power.gauges import SimulatedPack
 from assistant.power.tiers import Tier, TierConfig
@@ -122,3 +122,11 @@ def test_unwritable_turn_log_does_not_fail_the_turn(tmp_path: Path, ladder_files
                  turn_log=blocker / "turns.jsonl") as s:
         rec = s.run_turn(NullSpeaker(), text="Say hello.")
     assert rec.reply and s.turn_log.failures == 1
+
+
+def test_pinned_tier_is_used_until_shutdown(tmp_path: Path, ladder_files: dict[str, Path]) -> None:
+    pack = SimulatedPack(capacity_wh=10, start_soc_pct=95.0)
+    with Session(config(tmp_path, ladder_files), with_asr=False, gauge=pack, pin_tier="q2_k") as s:
+        assert s.run_turn(NullSpeaker(), text="Say hello.").extra["tier"] == "q2_k"
+    with pytest.raises(ConfigError, match="no tier named 'q9'"):
+        Session(config(tmp_path, ladder_files), with_asr=False, gauge=SimulatedPack(capacity_wh=1), pin_tier="q9")
