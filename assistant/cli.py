@@ -17,9 +17,9 @@ _LOG = logging.getLogger(__name__)
 
 
 def _command_modules() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
-    from assistant.commands import config, models, power, turn
+    from assistant.commands import config, models, power, run, turn
 
-    return [turn.register, models.register, power.register, config.register]
+    return [turn.register, run.register, models.register, power.register, config.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -139,8 +139,13 @@ class Session:
         text: str | None = None,
         cancel: threading.Event | None = None,
         turn_id: str | None = None,
+        play_out: bool = False,
     ) -> TurnRecord:
-        """One turn on the current tier, its energy measured and its record logged (also on failure)."""
+        """One turn on the current tier, its energy measured and its record logged (also on failure).
+
+        With ``play_out`` the turn lasts until the speaker has played the answer (or ``cancel`` is
+        set during playback, which marks the turn cancelled): the record then covers what was heard.
+        """
         tier = self.select_tier()
         assert self.responder is not None and self.synthesizer is not None
         before = self.reading()
@@ -150,6 +155,11 @@ class Session:
         record: TurnRecord | None = None
         try:
             record = pipeline.run_turn(audio=audio, text=text, cancel=cancel, turn_id=turn_id)
+            if play_out and not record.cancelled:
+                while not speaker.wait(0.05):
+                    if cancel is not None and cancel.is_set():
+                        record.cancelled = True
+                        break
             return record
         except AssistantError as exc:
             record = TurnRecord(turn_id=turn_id or "failed", error=f"{type(exc).__name__}: {exc}")

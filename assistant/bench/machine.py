@@ -1,0 +1,135 @@
+"""Facts about the machine and about processes, read from /proc: CPU, memory, load, peak RSS and CPU time."""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+_LOG = logging.getLogger(__name__)
+
+PROC = Path("/proc")
+
+
+def _kb(path: Path, key: str) -> int | None:
+    """The ``key: N kB`` value of a /proc file such as ``status`` or ``meminfo``."""
+    try:
+        for line in path.read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _status_kb(pid: int | str, key: str) -> int | None:
+    return _kb(PROC / str(pid) / "status", key)
+
+
+def peak_rss_mb(pid: int | str = "self") -> float | None:
+    """Peak resident set size of a process (VmHWM, MB = 10^6 bytes); None when /proc cannot tell."""
+    kb = _status_kb(pid, "VmHWM")
+    return None if kb is None else kb * 1024 / 1e6
+
+
+def rss_mb(pid: int | str = "self") -> float | None:
+    """Current resident set size of a process (VmRSS, MB)."""
+    kb = _status_kb(pid, "VmRSS")
+    return None if kb is None else kb * 1024 / 1e6
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time a process has used so far, all threads (s), from /proc/PID/stat."""
+    try:
+        stat = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may hold spaces
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def load_average() -> tuple[float, float, float] | None:
+    """The 1, 5 and 15 minute load averages."""
+    try:
+        return os.getloadavg()
+    except OSError:
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in (PROC / "cpuinfo").read_text().splitlines():
+            key = line.split(":")[0].strip().lower()
+            if key in ("model name", "hardware", "model"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _mem_total_mb() -> float | None:
+    kb = _kb(PROC / "meminfo", "MemTotal")
+    return None if kb is None else kb * 1024 / 1e6
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def machine_facts() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    pi_model = None
+    try:
+        pi_model = (PROC / "device-tree" / "model").read_text().strip("\0\n ")
+    except OSError:
+        pass
+    return {
+        "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "hostname": platform.node(),
+        "machine": platform.machine(),
+        "board": pi_model,
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_mb": _mem_total_mb(),
+        "kernel": platform.release(),
+        "python": sys.version.split()[0],
+        "packages": {p: _version(p) for p in ("llama-cpp-python", "piper-tts", "onnxruntime", "vosk",
+                                               "pocketsphinx", "numpy")},
+        "load_average_start": load_average(),
+    }
+
+
+def median(values: Sequence[float]) -> float | None:
+    """Median, None for no values."""
+    return float(statistics.median(values)) if values else None
+
+
+def p95(values: Sequence[float]) -> float | None:
+    """95th percentile by linear interpolation between order statistics (the largest value for n < 3)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    if len(ordered) < 3:
+        return float(ordered[-1])
+    pos = 0.95 * (len(ordered) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return float(ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo))
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    """a / b, None when either is missing or b is zero."""
+    if a is None or b is None or b == 0:
+        return None
+    return a / b

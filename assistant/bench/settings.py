@@ -1,0 +1,96 @@
+"""How much the benchmark measures: the full run, the quick run, and the tiny run the tests use."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+_LOG = logging.getLogger(__name__)
+
+SPEED_QUESTION = "Tell me about bread: where it comes from, how it is baked and how people eat it today."
+"""The question of the generation-speed runs: it draws a long reply from every tier."""
+SPEED_SYSTEM_PROMPT = "You are a helpful voice assistant. Answer in five or six complete, plain sentences."
+"""System prompt of the speed, energy and engine-overhead runs (a long reply gives a steady speed)."""
+E2E_SYSTEM_PROMPT = (
+    "You are a helpful voice assistant. Answer in three or four short, complete sentences that sound "
+    "natural when spoken aloud. Do not use lists, markdown or emojis."
+)
+"""System prompt of the end-to-end runs: replies of three sentences or more, as the latency target needs."""
+E2E_QUESTIONS: tuple[str, ...] = (
+    "How do you make a cup of tea?",
+    "Why do leaves change colour in autumn?",
+    "What should I pack for a day at the beach?",
+    "How do I look after a house plant?",
+    "Why is exercise good for you?",
+)
+"""Questions spoken by Piper, recognised, answered and spoken again in the end-to-end runs."""
+QA_MAX_TOKENS = 40
+"""Longest answer to a factual question (tokens): enough for one sentence holding the answer."""
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """Sizes of every part of the benchmark."""
+
+    name: str
+    """``full``, ``quick`` or ``tiny``: written into the JSON."""
+    speed_reps: int
+    """Generation-speed runs per tier (the median is reported)."""
+    speed_tokens: int
+    """Longest reply of a speed run (tokens)."""
+    qa_questions: int
+    """Factual questions asked per tier (0: all in the bundled set)."""
+    ppl_tokens: int
+    """Held-out tokens scored for perplexity (0: the whole text)."""
+    ppl_window: int
+    """Perplexity window (tokens, BOS included)."""
+    ppl_stride: int
+    """Tokens a window moves on from the previous one; each scored token sees at least window - stride tokens."""
+    overhead_reps: int
+    """Alternating runs of our responder and the raw llama.cpp loop (the median of each is reported)."""
+    asr_questions: int
+    """Spoken questions per ASR engine."""
+    include_vosk: bool
+    """Also measure Vosk when a model (or the Korean test model) is installed."""
+    tts_texts: int
+    """Replies synthesised for the TTS figures."""
+    e2e_questions: int
+    """Different questions in the end-to-end comparison."""
+    e2e_reps: int
+    """Repetitions of each question, for each of streaming and blocking."""
+    e2e_max_tokens: int
+    """Longest reply in the end-to-end runs (tokens)."""
+    idle_s: float
+    """How long the idle appliance is watched (s); 0 skips the idle measurement."""
+    pace_audio: bool = True
+    """Deliver the spoken questions at the speed a microphone would (else as fast as the ASR takes them)."""
+
+    def __post_init__(self) -> None:
+        if self.speed_reps < 1 or self.overhead_reps < 1 or self.e2e_reps < 1:
+            raise ValueError("speed_reps, overhead_reps and e2e_reps must be at least 1")
+        if self.speed_tokens < 8 or self.e2e_max_tokens < 8:
+            raise ValueError("speed_tokens and e2e_max_tokens must be at least 8")
+        if not 0 < self.ppl_stride < self.ppl_window:
+            raise ValueError(f"ppl_stride {self.ppl_stride} must be within 1..ppl_window-1 ({self.ppl_window - 1})")
+        if self.ppl_tokens and self.ppl_tokens < 2:
+            raise ValueError("ppl_tokens must be 0 (all) or at least 2")
+        if min(self.qa_questions, self.asr_questions, self.tts_texts, self.e2e_questions) < 0 or self.idle_s < 0:
+            raise ValueError("question counts and idle_s must not be negative")
+        if self.e2e_questions > len(E2E_QUESTIONS):
+            raise ValueError(f"e2e_questions is at most {len(E2E_QUESTIONS)}")
+
+
+FULL = BenchSettings(name="full", speed_reps=5, speed_tokens=128, qa_questions=0, ppl_tokens=0, ppl_window=512,
+                     ppl_stride=384, overhead_reps=5, asr_questions=5, include_vosk=True, tts_texts=5,
+                     e2e_questions=5, e2e_reps=3, e2e_max_tokens=96, idle_s=30.0)
+"""Every question, the whole held-out text, five repetitions: about ten minutes on two x86 cores."""
+
+QUICK = BenchSettings(name="quick", speed_reps=3, speed_tokens=96, qa_questions=20, ppl_tokens=1024,
+                      ppl_window=512, ppl_stride=384, overhead_reps=3, asr_questions=3, include_vosk=True,
+                      tts_texts=3, e2e_questions=3, e2e_reps=2, e2e_max_tokens=96, idle_s=10.0)
+"""Fewer questions and repetitions, the first 1,024 held-out tokens: under five minutes on two x86 cores."""
+
+TINY = BenchSettings(name="tiny", speed_reps=1, speed_tokens=24, qa_questions=2, ppl_tokens=96, ppl_window=64,
+                     ppl_stride=48, overhead_reps=1, asr_questions=1, include_vosk=False, tts_texts=1,
+                     e2e_questions=1, e2e_reps=1, e2e_max_tokens=48, idle_s=2.0, pace_audio=False)
+"""The smallest run that exercises every part (for tests); its numbers mean little."""

@@ -1,0 +1,349 @@
+"""The appliance loop: idle -> listening -> thinking -> speaking -> idle, driven by the push-to-talk button."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from assistant.device import earcons
+from assistant.device.button import ButtonEvent, PushToTalkButton
+from assistant.device.led import LedState, StatusLed
+from assistant.device.notify import SystemdNotifier, Watchdog
+from assistant.device.shutdown import ShutdownPolicy, Shutdowner
+from assistant.errors import AssistantError, AudioDeviceError, NoSpeech
+from assistant.messages import AudioClip, TurnRecord
+from assistant.session import Session
+from assistant.speech.mic import Microphone
+from assistant.speech.speaker import Speaker
+
+_LOG = logging.getLogger(__name__)
+
+BATTERY_CHECK_S = 5.0
+"""How often the idle loop looks at the battery for the shutdown policy (s)."""
+WAKE_S = 1.0
+"""The idle loop wakes this often (heartbeat, battery); it sleeps on the button queue in between (s)."""
+
+
+class State(enum.Enum):
+    """What the appliance is doing."""
+
+    IDLE = "idle"
+    LISTENING = "listening"
+    THINKING = "thinking"
+    SPEAKING = "speaking"
+    STOPPING = "stopping"
+
+
+@dataclass
+class _Turn:
+    """The turn in flight: its worker thread and the signals the main loop sends it."""
+
+    turn_id: str
+    started: float
+    released: threading.Event = field(default_factory=threading.Event)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    record: TurnRecord | None = None
+    error: str | None = None
+    stopped: bool = False
+    """The main loop stopped this turn (barge-in, tap, shutdown): not a failure."""
+
+
+class _TurnSpeaker:
+    """Passes clips to the real speaker and reports the first one of each turn (speaking starts)."""
+
+    def __init__(self, speaker: Speaker, on_first: Callable[[], None]) -> None:
+        self.speaker = speaker
+        self.on_first = on_first
+        self.started = False
+
+    def play(self, clip: AudioClip) -> None:
+        if not self.started:
+            self.started = True
+            self.on_first()
+        self.speaker.play(clip)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.speaker.wait(timeout)
+
+    def stop(self) -> None:
+        self.speaker.stop()
+
+    def close(self) -> None:
+        """The appliance owns the real speaker: nothing to close per turn."""
+
+
+class Appliance:
+    """Push-to-talk assistant: hold to talk (audio streams into the ASR), release, hear the answer.
+
+    A press while thinking or speaking cancels that turn (barge-in) and starts listening. Each turn
+    runs in a worker thread, so the main loop keeps serving the button, the watchdog and the
+    battery; whatever goes wrong in a turn is logged with its id, an error earcon plays and the
+    appliance goes back to idle.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        *,
+        mic: Microphone,
+        speaker: Speaker,
+        button: PushToTalkButton,
+        led: StatusLed,
+        notifier: SystemdNotifier,
+        policy: ShutdownPolicy,
+        shutdowner: Shutdowner,
+        heartbeat_max_s: float = 30.0,
+        turn_budget_s: float = 120.0,
+    ) -> None:
+        self.session = session
+        self.mic = mic
+        self.speaker = speaker
+        self.button = button
+        self.led = led
+        self.notifier = notifier
+        self.watchdog = Watchdog(notifier, heartbeat_max_s=heartbeat_max_s)
+        self.policy = policy
+        self.shutdowner = shutdowner
+        self.turn_budget_s = turn_budget_s
+        self.state = State.IDLE
+        self.turns = 0
+        self.history: list[tuple[float, State]] = []
+        self.stop_event = threading.Event()
+        self.shutdown_reason: str | None = None
+        self._turn: _Turn | None = None
+        self._lock = threading.Lock()
+        self.battery_check_s = BATTERY_CHECK_S
+        self._next_battery = 0.0
+        self._low_battery = False
+        self.last_record: TurnRecord | None = None
+        """The record of the last turn that finished (transcript, reply, timings)."""
+        self.last_cancel_s: float | None = None
+        """How long the last barge-in took from the press to everything stopped (s)."""
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def _set(self, state: State) -> None:
+        with self._lock:
+            self.state = state
+            self.history.append((time.monotonic(), state))
+        led = {State.IDLE: LedState.LOW_BATTERY if self._low_battery else LedState.IDLE,
+               State.LISTENING: LedState.LISTENING, State.THINKING: LedState.THINKING,
+               State.SPEAKING: LedState.SPEAKING, State.STOPPING: LedState.OFF}[state]
+        self.led.set_state(led)
+        self.notifier.status(state.value)
+
+    def _earcon(self, clip: AudioClip) -> None:
+        try:
+            self.speaker.play(clip)
+        except AssistantError as exc:
+            _LOG.warning("earcon not played: %s", exc)
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load the first tier's model and open the microphone, then tell systemd we are ready."""
+        tier = self.session.select_tier()
+        self.led.set_tier_colour(tier.name)
+        self.mic.open()
+        self._set(State.IDLE)
+        self.watchdog.start()
+        self.notifier.ready(f"ready, tier {tier.name}")
+        _LOG.info("appliance ready (tier %s); hold the button to talk", tier.name)
+
+    def run(self) -> None:
+        """Serve until ``stop_event`` is set or a shutdown is decided."""
+        self.start()
+        try:
+            while not self.stop_event.is_set():
+                self._heartbeat()
+                event = self.button.wait_event(WAKE_S)
+                if event is not None:
+                    self.handle(event)
+                self._reap()
+                if self.state is State.IDLE and time.monotonic() >= self._next_battery:
+                    self._check_battery()
+        finally:
+            self.close()
+
+    def _heartbeat(self) -> None:
+        turn = self._turn
+        if turn is None or time.monotonic() - turn.started < self.turn_budget_s:
+            self.watchdog.heartbeat()
+        else:
+            _LOG.error("turn %s has run for over %.0f s: withholding the watchdog", turn.turn_id, self.turn_budget_s)
+
+    def handle(self, event: ButtonEvent) -> None:
+        """React to one button event."""
+        if event.kind == "press":
+            self._cancel_turn("barge-in")
+            self._listen()
+        elif event.kind == "release":
+            turn = self._turn
+            if turn is not None:
+                turn.released.set()
+        elif event.kind == "tap":
+            turn = self._turn
+            if turn is not None and self.state is State.LISTENING:
+                _LOG.info("[%s] tap of %.2f s is too short to be speech: ignored", turn.turn_id, event.held_s)
+                self._cancel_turn("tap")
+                self._earcon(earcons.tap_ignored())
+                self._set(State.IDLE)
+        elif event.kind == "hold_shutdown":
+            self._cancel_turn("shutdown")
+            self._shutdown("the button was held for shutdown")
+
+    # -- turns ----------------------------------------------------------------------------------
+
+    def _listen(self) -> None:
+        self.turns += 1
+        turn = _Turn(turn_id=f"t{int(time.time())}-{self.turns}", started=time.monotonic())
+        self._drain_mic()
+        self._set(State.LISTENING)
+        self._earcon(earcons.listen_start())
+        turn.thread = threading.Thread(target=self._work, args=(turn,), name=f"turn-{turn.turn_id}", daemon=True)
+        self._turn = turn
+        turn.thread.start()
+
+    def _drain_mic(self) -> None:
+        for _ in range(400):  # at most 20 s of backlog at 50 ms blocks
+            if self.mic.read_chunk(0.0) is None:
+                return
+
+    def _utterance(self, turn: _Turn) -> Iterator[bytes]:
+        """Microphone audio from the press until the release (then what was already captured)."""
+        while not turn.cancel.is_set():
+            chunk = self.mic.read_chunk(0.2)
+            if chunk:
+                yield chunk
+            if turn.released.is_set():
+                for _ in range(40):
+                    rest = self.mic.read_chunk(0.0)
+                    if rest is None:
+                        break
+                    yield rest
+                return
+
+    def _work(self, turn: _Turn) -> None:
+        speaker = _TurnSpeaker(self.speaker, lambda: self._set(State.SPEAKING))
+        try:
+            turn.record = self.session.run_turn(speaker, audio=self._thinking_after(turn), cancel=turn.cancel,
+                                                turn_id=turn.turn_id, play_out=True)
+            self.last_record = turn.record
+            if self.session.tier is not None:
+                self.led.set_tier_colour(self.session.tier.name)
+        except NoSpeech as exc:
+            if not turn.stopped:
+                _LOG.info("[%s] %s", turn.turn_id, exc)
+                turn.error = str(exc)
+                self._earcon(earcons.tap_ignored())
+        except AudioDeviceError as exc:
+            turn.error = str(exc)
+            _LOG.error("[%s] sound device failed: %s; reopening it", turn.turn_id, exc)
+            self._recover_mic()
+            self._fail(turn)
+        except AssistantError as exc:
+            turn.error = str(exc)
+            _LOG.error("[%s] turn failed: %s", turn.turn_id, exc)
+            self._fail(turn)
+        except Exception as exc:  # a bug must not take the appliance down: log it fully and go on
+            turn.error = f"{type(exc).__name__}: {exc}"
+            _LOG.exception("[%s] turn failed unexpectedly", turn.turn_id)
+            self._fail(turn)
+
+    def _thinking_after(self, turn: _Turn) -> Iterator[bytes]:
+        yield from self._utterance(turn)
+        if not turn.cancel.is_set():
+            self._set(State.THINKING)
+            self._earcon(earcons.listen_stop())
+
+    def _fail(self, turn: _Turn) -> None:
+        if not turn.stopped:
+            self.led.set_state(LedState.ERROR)
+            self._earcon(earcons.error())
+
+    def _recover_mic(self) -> None:
+        reopen = getattr(self.mic, "reopen", None)
+        try:
+            if reopen is not None:
+                reopen()
+            else:
+                self.mic.close()
+                self.mic.open()
+        except AssistantError as exc:
+            _LOG.error("microphone still unavailable: %s (will retry at the next press)", exc)
+
+    def _reap(self) -> None:
+        turn = self._turn
+        if turn is not None and turn.thread is not None and not turn.thread.is_alive():
+            self._turn = None
+            if self.state is not State.STOPPING:
+                self._set(State.IDLE)
+            self._next_battery = 0.0  # look at the battery after every turn
+
+    def _cancel_turn(self, why: str) -> float | None:
+        """Stop the turn in flight (LLM, TTS and playback); returns how long that took (s)."""
+        turn = self._turn
+        if turn is None or turn.thread is None:
+            return None
+        t0 = time.perf_counter()
+        turn.stopped = True
+        turn.cancel.set()
+        turn.released.set()
+        self.speaker.stop()
+        turn.thread.join(10.0)
+        took = time.perf_counter() - t0
+        if turn.thread.is_alive():
+            _LOG.error("[%s] turn did not stop within 10 s after %s", turn.turn_id, why)
+        else:
+            _LOG.info("[%s] cancelled (%s) in %.3f s", turn.turn_id, why, took)
+        self._turn = None
+        self.last_cancel_s = took
+        return took
+
+    # -- battery and shutdown ----------------------------------------------------------------------
+
+    def _check_battery(self) -> None:
+        self._next_battery = time.monotonic() + self.battery_check_s
+        reading = self.session.reading()
+        if reading is None:
+            return
+        decision = self.policy.update(reading, time.monotonic())
+        low = decision.state != "ok"
+        if low != self._low_battery:
+            self._low_battery = low
+            self._set(self.state)
+            if low:
+                _LOG.warning("battery low: %s", decision.reason)
+                self._earcon(earcons.low_battery())
+        if decision.state == "shutdown":
+            self._shutdown(decision.reason)
+
+    def _shutdown(self, reason: str) -> None:
+        _LOG.warning("shutting down: %s", reason)
+        self.shutdown_reason = reason
+        self._set(State.STOPPING)
+        synth = self.session.synthesizer
+        try:
+            if synth is not None:
+                for clip in synth.synthesize(self.shutdowner.announce):
+                    self.speaker.play(clip)
+                self.speaker.wait(15.0)
+        except AssistantError as exc:
+            _LOG.error("could not announce the shutdown: %s", exc)
+        self.stop_event.set()
+
+    def close(self) -> None:
+        """Stop the turn in flight, tell systemd, close the devices; then power off if decided."""
+        self._cancel_turn("stop")
+        self.notifier.stopping()
+        self.watchdog.stop()
+        self.mic.close()
+        self.led.set_state(LedState.OFF)
+        self.session.close()
+        if self.shutdown_reason is not None:
+            self.shutdowner.execute(self.shutdown_reason)

@@ -1,0 +1,115 @@
+"""Build the appliance from the configuration: the real devices on a Pi, or their simulations."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from assistant.config import AssistantConfig, ensure_dir
+from assistant.device.appliance import Appliance
+from assistant.device.button import PushToTalkButton
+from assistant.device.led import StatusLed
+from assistant.device.notify import SystemdNotifier
+from assistant.device.shutdown import ShutdownPolicy, Shutdowner
+from assistant.device.sim import SimMicrophone, mock_pin_factory
+from assistant.messages import AudioClip
+from assistant.session import Session
+from assistant.speech.mic import Microphone, SoundDeviceMicrophone
+from assistant.speech.speaker import SoundDeviceSpeaker, Speaker, WavSpeaker
+
+_LOG = logging.getLogger(__name__)
+
+
+def _pretend_poweroff(argv: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
+    _LOG.warning("simulation: would run %s now", " ".join(argv))
+    return subprocess.CompletedProcess(argv, 0, "", "")
+
+
+@dataclass
+class SimControls:
+    """Handles a test or the CLI uses to drive a simulated appliance."""
+
+    mic: SimMicrophone
+    pin_factory: Any
+    speaker: WavSpeaker
+    appliance: Appliance
+
+    def press(self) -> None:
+        """Press the push-to-talk button."""
+        self.appliance.button.pin.drive_low()
+
+    def release(self) -> None:
+        """Release it."""
+        self.appliance.button.pin.drive_high()
+
+    def ask(self, clip: AudioClip, *, hold_extra_s: float = 0.3) -> None:
+        """Press, speak ``clip`` into the microphone, release when it has been said."""
+        self.press()
+        time.sleep(0.08)
+        seconds = self.mic.say(clip)
+        time.sleep(seconds + hold_extra_s)
+        self.release()
+
+
+def build_appliance(cfg: AssistantConfig, *, sim: bool = False, sim_out: Path | None = None,
+                    environ: dict[str, str] | None = None) -> tuple[Appliance, SimControls | None]:
+    """Everything the loop needs, opened; with ``sim`` the simulated pack, mock pins, a clip-fed mic."""
+    if sim:
+        cfg = replace(cfg, battery=replace(cfg.battery, kind="simulated"))
+    pin_factory = mock_pin_factory() if sim else None
+    session = Session(cfg)
+    opened: list[Any] = [session]
+    try:
+        rate = session.transcriber.rate if session.transcriber is not None else cfg.asr.rate
+        mic: Microphone
+        speaker: Speaker
+        if sim:
+            mic = SimMicrophone(rate=rate, block_ms=cfg.mic.block_ms)
+            out = sim_out or ensure_dir(cfg.paths.state_dir) / "sim-speaker.wav"
+            speaker = WavSpeaker(out, realtime=True)
+        else:
+            mic = SoundDeviceMicrophone(device=cfg.mic.device, rate=rate, block_ms=cfg.mic.block_ms)
+            speaker = SoundDeviceSpeaker(device=cfg.speaker.device)
+        opened.append(speaker)
+        button = PushToTalkButton(cfg.button, pin_factory=pin_factory)
+        opened.append(button)
+        led = StatusLed(cfg.led, pin_factory=pin_factory)
+        opened.append(led)
+        cells = cfg.battery.cells_in_series or (2 if sim else 1)
+        shutdowner = Shutdowner(cfg.shutdown, run=_pretend_poweroff) if sim else Shutdowner(cfg.shutdown)
+        notifier = SystemdNotifier() if environ is None else SystemdNotifier(environ=environ)
+        appliance = Appliance(
+            session, mic=mic, speaker=speaker, button=button, led=led, notifier=notifier,
+            policy=ShutdownPolicy(cfg.shutdown, cells_in_series=cells), shutdowner=shutdowner,
+            heartbeat_max_s=cfg.service.watchdog_heartbeat_max_s, turn_budget_s=cfg.service.busy_budget_s,
+        )
+    except BaseException:
+        for thing in reversed(opened):
+            thing.close()
+        raise
+    controls = SimControls(mic, pin_factory, speaker, appliance) if sim else None  # type: ignore[arg-type]
+    return appliance, controls
+
+
+def close_devices(appliance: Appliance) -> None:
+    """Close what ``Appliance.close`` leaves open: the button, the LED and the speaker."""
+    for thing in (appliance.button, appliance.led, appliance.speaker):
+        try:
+            thing.close()
+        except Exception:  # closing must go on for the rest
+            _LOG.exception("closing %s failed", type(thing).__name__)
+
+
+def press_periodically(controls: SimControls, clip: AudioClip, every_s: float, stop: threading.Event) -> threading.Thread:
+    """A thread that asks ``clip`` every ``every_s`` seconds (``run --sim --sim-press-every``)."""
+    def loop() -> None:
+        while not stop.wait(every_s):
+            controls.ask(clip)
+    thread = threading.Thread(target=loop, name="sim-presses", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,106 @@
+"""Simulated hardware for `assistant run --sim`: a live microphone fed from clips, mock GPIO pins."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from types import TracebackType
+from typing import Any, Self
+
+from assistant.messages import SAMPLE_WIDTH, AudioClip
+from assistant.speech.wav import convert
+
+_LOG = logging.getLogger(__name__)
+
+
+class SimMicrophone:
+    """A microphone that is always on, like a real one: silence in real time, and speech when told.
+
+    ``say(clip)`` queues speech that comes out of the following chunks, paced by the clock, as a
+    person speaking into the device would. Chunks are produced on demand by ``read_chunk`` from
+    the clock, so the microphone costs nothing while nobody reads it.
+    """
+
+    def __init__(self, *, rate: int = 16000, block_ms: int = 50, noise_dbfs: float | None = None) -> None:
+        self.rate = rate
+        self.block_bytes = max(1, rate * block_ms // 1000) * SAMPLE_WIDTH
+        self.block_s = self.block_bytes / SAMPLE_WIDTH / rate
+        self._speech: queue.Queue[bytes] = queue.Queue()
+        self._pending = b""
+        self._next_t: float | None = None
+        self._lock = threading.Lock()
+        self._open = False
+        self._noise = None if noise_dbfs is None else 32768 * 10 ** (noise_dbfs / 20)
+
+    def open(self) -> None:
+        self._open = True
+        self._next_t = time.monotonic()
+
+    def close(self) -> None:
+        self._open = False
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def say(self, clip: AudioClip) -> float:
+        """Queue speech (any rate or channels); returns its length in seconds."""
+        mono = convert(clip, self.rate, 1)
+        self._speech.put(mono.pcm)
+        return mono.seconds
+
+    def _silence(self) -> bytes:
+        if self._noise is None:
+            return b"\0" * self.block_bytes
+        import numpy as np
+
+        noise = np.random.default_rng().normal(0, self._noise, self.block_bytes // SAMPLE_WIDTH)
+        return np.clip(noise, -32768, 32767).astype("<i2").tobytes()
+
+    def read_chunk(self, timeout: float) -> bytes | None:
+        """The next block, waiting until the clock has reached its end; None if that is beyond ``timeout``."""
+        if not self._open:
+            return None
+        with self._lock:
+            assert self._next_t is not None
+            now = time.monotonic()
+            if self._next_t < now - 5.0:  # nobody read for a while: a real capture queue would have dropped it
+                self._next_t = now - 5.0
+            due = self._next_t + self.block_s
+            if due > now + timeout:
+                time.sleep(max(0.0, timeout))
+                return None
+            if due > now:
+                time.sleep(due - now)
+            self._next_t = due
+            while len(self._pending) < self.block_bytes:
+                try:
+                    self._pending += self._speech.get_nowait()
+                except queue.Empty:
+                    break
+            if self._pending:
+                block, self._pending = self._pending[: self.block_bytes], self._pending[self.block_bytes :]
+                return block + self._silence()[len(block) :]
+            return self._silence()
+
+    def backlog_s(self) -> float:
+        """Seconds of captured audio waiting to be read."""
+        with self._lock:
+            return max(0.0, time.monotonic() - (self._next_t or time.monotonic()))
+
+    def discard_backlog(self) -> None:
+        """Drop what was captured before now (a real microphone's queue emptied at a key press)."""
+        with self._lock:
+            self._next_t = time.monotonic()
+
+
+def mock_pin_factory() -> Any:
+    """gpiozero's mock pin factory (PWM-capable pins, so every LED kind works)."""
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+    return MockFactory(pin_class=MockPWMPin)

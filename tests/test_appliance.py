@@ -1,0 +1,270 @@
+"""The appliance loop on simulated hardware: mock button, clip-fed microphone, WAV speaker, simulated pack."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.commands.turn import demo_question
+from assistant.config import AssistantConfig, LlmConfig, PathsConfig
+from assistant.device.appliance import Appliance, State
+from assistant.device.device_config import ShutdownConfig
+from assistant.device.hardware import SimControls, build_appliance, close_devices
+from assistant.device.led import LedState
+from assistant.messages import AudioClip, BatteryReading
+from assistant.power.turnlog import read_log
+from assistant.speech.wav import read_wav
+
+
+def sim_config(tmp_path: Path, **llm: object) -> AssistantConfig:
+    cfg = replace(AssistantConfig(), paths=PathsConfig(state_dir=tmp_path / "state", models_dir=tmp_path / "models"))
+    return replace(cfg, llm=replace(LlmConfig(), **llm)) if llm else cfg  # type: ignore[arg-type]
+
+
+class Running:
+    """An appliance serving in a background thread."""
+
+    def __init__(self, appliance: Appliance, controls: SimControls) -> None:
+        self.appliance = appliance
+        self.controls = controls
+        self.thread = threading.Thread(target=appliance.run, daemon=True)
+
+    def __enter__(self) -> Running:
+        self.thread.start()
+        wait_for(lambda: self.appliance.state is State.IDLE and self.appliance.history, 60)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.appliance.stop_event.set()
+        self.thread.join(20)
+        close_devices(self.appliance)
+        assert not self.thread.is_alive()
+
+
+def wait_for(cond: object, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():  # type: ignore[operator]
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not reached in time")
+
+
+@pytest.fixture
+def question() -> AudioClip:
+    return read_wav(demo_question())
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[Running]:
+    appliance, controls = build_appliance(sim_config(tmp_path), sim=True, sim_out=tmp_path / "speaker.wav")
+    assert controls is not None
+    with Running(appliance, controls) as r:
+        yield r
+
+
+def led_states(appliance: Appliance) -> list[LedState]:
+    states = [s for _, s in appliance.led.history]
+    return [s for i, s in enumerate(states) if i == 0 or states[i - 1] != s]
+
+
+def test_a_whole_turn_by_pressing_the_button(running: Running, question: AudioClip) -> None:
+    app, ctl = running.appliance, running.controls
+    ctl.ask(question)
+    wait_for(lambda: app.turns == 1 and app.state is State.IDLE and app._turn is None, 60)
+    log = read_log(app.session.turn_log.path)
+    assert len(log.records) == 1
+    record = app.last_record
+    assert record is not None
+    assert record.transcript == "what is the capital of france"
+    assert "Paris" in record.reply
+    entry = log.records[0]
+    assert entry["turn_id"] == record.turn_id and entry["words"] == record.words >= 4 and entry["tier"] == "q4_1"
+    assert "Paris" not in app.session.turn_log.path.read_text()  # the log keeps counts, not the conversation
+    states = led_states(app)
+    for s in (LedState.LISTENING, LedState.THINKING, LedState.SPEAKING, LedState.IDLE):
+        assert s in states, states
+    order = [states.index(s) for s in (LedState.LISTENING, LedState.THINKING, LedState.SPEAKING)]
+    assert order == sorted(order)
+    audio = np.frombuffer(ctl.speaker.audio.pcm, "<i2")
+    assert ctl.speaker.seconds > 1.5 and np.abs(audio).max() > 3000  # earcons and the spoken answer
+
+
+def test_a_tap_is_ignored(running: Running) -> None:
+    app, ctl = running.appliance, running.controls
+    ctl.press()
+    time.sleep(0.1)
+    ctl.release()
+    wait_for(lambda: app._turn is None and app.state is State.IDLE, 10)
+    assert read_log(app.session.turn_log.path).records == [] or all(
+        r.get("cancelled") or r.get("error") for r in read_log(app.session.turn_log.path).records)
+
+
+def test_barge_in_cancels_the_reply_and_listens(tmp_path: Path, question: AudioClip) -> None:
+    cfg = sim_config(tmp_path, system_prompt="You are a storyteller. Answer in eight long sentences.",
+                     max_tokens=200)
+    appliance, controls = build_appliance(cfg, sim=True, sim_out=tmp_path / "speaker.wav")
+    assert controls is not None
+    with Running(appliance, controls):
+        controls.ask(question)
+        wait_for(lambda: appliance.state is State.SPEAKING, 60)
+        t0 = time.perf_counter()
+        controls.press()
+        wait_for(lambda: appliance.state is State.LISTENING and appliance.last_cancel_s is not None, 10)
+        took = time.perf_counter() - t0
+        assert appliance.last_cancel_s is not None and appliance.last_cancel_s < 1.0
+        assert took < 1.5
+        time.sleep(0.1)
+        controls.mic.say(question)
+        time.sleep(question.seconds + 0.3)
+        controls.release()
+        wait_for(lambda: appliance.turns == 2 and appliance._turn is None, 60)
+        records = read_log(appliance.session.turn_log.path).records
+    assert [r["cancelled"] for r in records] == [True, False]
+    assert not [t for t in threading.enumerate() if t.name.startswith(("tts-", "turn-"))]
+
+
+def test_a_failing_turn_is_survived(running: Running, question: AudioClip, monkeypatch: pytest.MonkeyPatch) -> None:
+    app, ctl = running.appliance, running.controls
+    synth = app.session.synthesizer
+    assert synth is not None
+    real = synth.synthesize
+    calls = {"n": 0}
+
+    def broken(text: str) -> Iterator[AudioClip]:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            from assistant.errors import ModelError
+
+            raise ModelError("voice crashed")
+        yield from real(text)
+
+    monkeypatch.setattr(synth, "synthesize", broken)
+    ctl.ask(question)
+    wait_for(lambda: app.turns == 1 and app._turn is None, 60)
+    assert LedState.ERROR in led_states(app)
+    ctl.ask(question)
+    wait_for(lambda: app.turns == 2 and app._turn is None, 60)
+    records = read_log(app.session.turn_log.path).records
+    assert records[0]["error"] and "voice crashed" in records[0]["error"]
+    assert not records[1]["error"] and records[1]["words"] > 0
+
+
+class LowPack:
+    """A scripted gauge: full, then empty; on battery unless ``plugged``."""
+
+    name = "scripted"
+
+    def __init__(self, plugged: bool) -> None:
+        self.plugged = plugged
+        self.empty_after = time.monotonic() + 1.0
+
+    def read(self) -> BatteryReading:
+        now = time.monotonic()
+        soc = 80.0 if now < self.empty_after else 2.0
+        current = 0.5 if self.plugged else -0.8
+        return BatteryReading(now, 7.0 if soc < 5 else 8.0, current, current * 7.5, soc, self.plugged,
+                              self.plugged, "scripted")
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("plugged", [False, True])
+def test_low_battery_shutdown_only_on_battery_after_the_hold(tmp_path: Path, plugged: bool,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = replace(sim_config(tmp_path), shutdown=ShutdownConfig(hold_s=1.5, command=["/bin/true", "poweroff"]))
+    pack = LowPack(plugged)
+    import assistant.session as session_mod
+
+    monkeypatch.setattr(session_mod, "open_gauge", lambda _cfg: pack)
+    appliance, controls = build_appliance(cfg, sim=True, sim_out=tmp_path / "s.wav")
+    assert controls is not None
+    ran: list[list[str]] = []
+    appliance.shutdowner._run = lambda argv, **kw: ran.append(argv) or subprocess.CompletedProcess(argv, 0)  # type: ignore[assignment]
+    appliance.battery_check_s = 0.2
+    t0 = time.monotonic()
+    thread = threading.Thread(target=appliance.run, daemon=True)
+    thread.start()
+    if plugged:
+        time.sleep(4.0)
+        assert thread.is_alive() and ran == []
+        appliance.stop_event.set()
+        thread.join(20)
+    else:
+        thread.join(30)
+        assert not thread.is_alive()
+        assert ran == [["/bin/true", "poweroff"]]
+        assert time.monotonic() - t0 >= 1.0 + 1.5  # empty after 1 s, then held for 1.5 s
+        assert "battery" in (appliance.shutdown_reason or "").lower() or appliance.shutdown_reason
+        assert controls.speaker.seconds > 1.0  # the announcement was spoken
+    close_devices(appliance)
+
+
+def test_watchdog_pings_stop_when_the_loop_hangs(tmp_path: Path) -> None:
+    sock_path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.settimeout(0.1)
+    env = {"NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "200000", "WATCHDOG_PID": str(os.getpid())}
+    cfg = replace(sim_config(tmp_path), service=replace(AssistantConfig().service, watchdog_heartbeat_max_s=1.5))
+    appliance, controls = build_appliance(cfg, sim=True, sim_out=tmp_path / "s.wav", environ=env)
+    hang = threading.Event()
+    real_wait = appliance.button.wait_event
+
+    def maybe_hang(timeout: float | None = None) -> object:
+        if hang.is_set():
+            time.sleep(3600)
+        return real_wait(0.2)
+
+    appliance.button.wait_event = maybe_hang  # type: ignore[method-assign]
+    threading.Thread(target=appliance.run, daemon=True).start()
+
+    def messages(seconds: float) -> list[str]:
+        got: list[str] = []
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                got.append(sock.recv(4096).decode())
+            except TimeoutError:
+                pass
+        return got
+
+    first = messages(2.0)
+    assert any("READY=1" in m for m in first)
+    assert sum("WATCHDOG=1" in m for m in first) >= 3
+    hang.set()
+    messages(2.0)  # heartbeats stop now; pings go on until the heartbeat is 1.5 s old
+    later = messages(2.0)
+    assert not any("WATCHDOG=1" in m for m in later), later
+    sock.close()
+
+
+def test_sigterm_stops_cleanly_with_a_complete_log(tmp_path: Path) -> None:
+    (tmp_path / "assistant.yaml").write_text(
+        f"paths:\n  state_dir: {tmp_path / 'state'}\n  models_dir: {tmp_path / 'models'}\n")
+    env = dict(os.environ, HOME=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-m", "assistant", "run", "--sim", "--sim-press-every", "4"],
+                            cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "state" / "turns.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(read_log(log).records) < 2:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    result = read_log(log)
+    assert len(result.records) >= 2 and result.torn_lines == 0 and not result.bad_lines
+    assert all(r["words"] > 0 for r in result.records if not r["cancelled"])
+    assert "appliance stopped after" in err
