@@ -17,9 +17,11 @@ _LOG = logging.getLogger(__name__)
 
 
 def _command_modules() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
-    from assistant.commands import config, models, power, run, turn
+    from assistant.commands import check, config, models, power, run, turn
+    from assistant.commands import drain
 
-    return [turn.register, run.register, models.register, power.register, config.register]
+    return [turn.register, run.register, check.register, models.register, power.register, config.register,
+            drain.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

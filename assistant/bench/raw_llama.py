@@ -48,7 +48,10 @@ class RawLlama:
     def __init__(self, path: Path, *, n_ctx: int, threads: int, n_batch: int = 512) -> None:
         check_gguf(path)
         import llama_cpp
+        from llama_cpp import _logger
 
+        if _logger.logger.level == logging.NOTSET:
+            _logger.set_verbose(False)  # llama.cpp prints every tensor it loads unless told otherwise
         self._c: Any = llama_cpp
         llama_cpp.llama_backend_init()
         self.path = path

@@ -7,8 +7,15 @@ from dataclasses import dataclass
 
 _LOG = logging.getLogger(__name__)
 
-SPEED_QUESTION = "Tell me about bread: where it comes from, how it is baked and how people eat it today."
-"""The question of the generation-speed runs: it draws a long reply from every tier."""
+SPEED_QUESTIONS: tuple[str, ...] = (
+    "Tell me about bread: where it comes from, how it is baked and how people eat it today.",
+    "Tell me about bicycles: how they were invented, how they work and why people ride them.",
+    "Tell me about rain: where it comes from, why it falls and what it does for plants.",
+    "Tell me about libraries: what they hold, who uses them and why towns keep them.",
+    "Tell me about tea: where it grows, how it is made and how people drink it.",
+)
+"""Questions of the generation-speed runs (one per run, so only the system prompt is cached): each draws
+a long reply from every tier."""
 SPEED_SYSTEM_PROMPT = "You are a helpful voice assistant. Answer in five or six complete, plain sentences."
 """System prompt of the speed, energy and engine-overhead runs (a long reply gives a steady speed)."""
 E2E_SYSTEM_PROMPT = (
@@ -42,6 +49,8 @@ class BenchSettings:
     """Factual questions asked per tier (0: all in the bundled set)."""
     ppl_tokens: int
     """Held-out tokens scored for perplexity (0: the whole text)."""
+    prompt_tokens: int
+    """Held-out tokens evaluated in one batch for the prompt speed."""
     ppl_window: int
     """Perplexity window (tokens, BOS included)."""
     ppl_stride: int
@@ -68,6 +77,10 @@ class BenchSettings:
     def __post_init__(self) -> None:
         if self.speed_reps < 1 or self.overhead_reps < 1 or self.e2e_reps < 1:
             raise ValueError("speed_reps, overhead_reps and e2e_reps must be at least 1")
+        if self.speed_reps > len(SPEED_QUESTIONS):
+            raise ValueError(f"speed_reps is at most {len(SPEED_QUESTIONS)} (one question per run)")
+        if self.prompt_tokens < 2:
+            raise ValueError("prompt_tokens must be at least 2")
         if self.speed_tokens < 8 or self.e2e_max_tokens < 8:
             raise ValueError("speed_tokens and e2e_max_tokens must be at least 8")
         if not 0 < self.ppl_stride < self.ppl_window:
@@ -80,17 +93,17 @@ class BenchSettings:
             raise ValueError(f"e2e_questions is at most {len(E2E_QUESTIONS)}")
 
 
-FULL = BenchSettings(name="full", speed_reps=5, speed_tokens=128, qa_questions=0, ppl_tokens=0, ppl_window=512,
+FULL = BenchSettings(name="full", speed_reps=5, speed_tokens=128, qa_questions=0, ppl_tokens=0, prompt_tokens=256, ppl_window=512,
                      ppl_stride=384, overhead_reps=5, asr_questions=5, include_vosk=True, tts_texts=5,
                      e2e_questions=5, e2e_reps=3, e2e_max_tokens=96, idle_s=30.0)
 """Every question, the whole held-out text, five repetitions: about ten minutes on two x86 cores."""
 
 QUICK = BenchSettings(name="quick", speed_reps=3, speed_tokens=96, qa_questions=20, ppl_tokens=1024,
-                      ppl_window=512, ppl_stride=384, overhead_reps=3, asr_questions=3, include_vosk=True,
+                      prompt_tokens=256, ppl_window=512, ppl_stride=384, overhead_reps=3, asr_questions=3, include_vosk=True,
                       tts_texts=3, e2e_questions=3, e2e_reps=2, e2e_max_tokens=96, idle_s=10.0)
 """Fewer questions and repetitions, the first 1,024 held-out tokens: under five minutes on two x86 cores."""
 
-TINY = BenchSettings(name="tiny", speed_reps=1, speed_tokens=24, qa_questions=2, ppl_tokens=96, ppl_window=64,
+TINY = BenchSettings(name="tiny", speed_reps=1, speed_tokens=24, qa_questions=2, ppl_tokens=96, prompt_tokens=32, ppl_window=64,
                      ppl_stride=48, overhead_reps=1, asr_questions=1, include_vosk=False, tts_texts=1,
                      e2e_questions=1, e2e_reps=1, e2e_max_tokens=48, idle_s=2.0, pace_audio=False)
 """The smallest run that exercises every part (for tests); its numbers mean little."""

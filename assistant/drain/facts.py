@@ -124,7 +124,7 @@ def _board() -> str | None:
 
 
 def machine_facts() -> dict[str, Any]:
-    """Platform, CPU, cores, RAM, board (on a Pi), Python and package versions."""
+    """Platform, CPU, cores, RAM, board (on a Pi), Python and package versions, load average at start."""
     versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
@@ -132,6 +132,10 @@ def machine_facts() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     ram = _ram_bytes()
+    try:
+        load: list[float] | None = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = None
     return {
         "hostname": platform.node(),
         "platform": platform.platform(),
@@ -142,6 +146,7 @@ def machine_facts() -> dict[str, Any]:
         "board": _board(),
         "python": sys.version.split()[0],
         "packages": versions,
+        "load_avg_at_start": load,
     }
 
 

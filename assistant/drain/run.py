@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -102,14 +103,14 @@ class DrainLoop:
         record: dict[str, Any] = {
             "schema": SCHEMA, "t_s": t_s, "unix": round(time.time(), 3), "segment": self.segment,
             "soc_pct": None, "voltage_v": None, "current_a": None, "power_w": None, "e_j": e_j, "tier": tier,
-            "turns": self.state.get("turns"), "words": self.state.get("words"),
+            "turns": self.state.get("turns"), "words": self.state.get("words"), "load_1m": _load(),
         }
         if reading is not None:
             record.update(soc_pct=_r(reading.soc_pct, 4), voltage_v=_r(reading.voltage_v, 4),
                           current_a=_r(reading.current_a, 4), power_w=_r(reading.power_w, 4),
                           reading_age_s=_r(self.session.meter.reading_age_s(), 3))
         if self.pack is not None and pack is not None:
-            record.update(pack_soc_pct=pack["soc_pct"], pack_drawn_j=pack["drawn_j"])
+            record.update(pack_soc_pct=pack["soc_pct"], pack_drawn_j=pack["drawn_j"], pack_sim_s=pack["sim_time_s"])
         return record
 
     # -- the cut-off ------------------------------------------------------------------------------
@@ -222,6 +223,14 @@ class DrainLoop:
             self.state.update(tier=entry.get("tier"))
             self.state.save()
             self._report(self.session.reading())
+
+
+def _load() -> float | None:
+    """The 1-minute load average: other work on the machine slows the turns and shows up here."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
 
 
 def _r(value: float | None, digits: int) -> float | None:

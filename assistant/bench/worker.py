@@ -1,0 +1,114 @@
+"""A fresh process for one measurement (``python -m assistant.bench.worker``), so memory and CPU are its own.
+
+The job arrives as one JSON line on stdin; the result leaves as one line ``BENCH-RESULT {json}`` on
+stdout. The ``idle`` job prints ``BENCH-READY {json}`` once the appliance's working set is loaded and
+then sits idle until stdin closes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from assistant.bench.llm_bench import TierJob, measure_overhead, measure_tier
+from assistant.bench.settings import BenchSettings
+from assistant.config import AssistantConfig, build
+from assistant.errors import AssistantError, ModelError
+
+_LOG = logging.getLogger(__name__)
+
+RESULT = "BENCH-RESULT "
+READY = "BENCH-READY "
+
+
+def config_to_mapping(cfg: AssistantConfig) -> dict[str, Any]:
+    """The configuration as plain JSON types (paths as strings), as ``config.build`` reads it back."""
+    data = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+    data.pop("source", None)
+    return dict(data)
+
+
+def config_from_mapping(data: dict[str, Any]) -> AssistantConfig:
+    """The configuration a job carries."""
+    cfg: AssistantConfig = build(AssistantConfig, data, "<bench job>", "")
+    return cfg
+
+
+def tier_to_mapping(job: TierJob) -> dict[str, Any]:
+    """A tier job as plain JSON types."""
+    return {**dataclasses.asdict(job), "model": str(job.model)}
+
+
+def _idle(cfg: AssistantConfig, pin_tier: str) -> None:
+    from assistant.bench.machine import peak_rss_mb, rss_mb
+    from assistant.session import Session
+
+    with tempfile.TemporaryDirectory(prefix="bench-idle-") as tmp:
+        with Session(cfg, pin_tier=pin_tier, turn_log=Path(tmp) / "turns.jsonl") as session:
+            tier = session.select_tier()
+            ready = {"tier": tier.name, "rss_mb": rss_mb(), "peak_rss_mb": peak_rss_mb(),
+                     "asr": session.transcriber.engine if session.transcriber else None}
+            sys.stdout.write(READY + json.dumps(ready) + "\n")
+            sys.stdout.flush()
+            sys.stdin.read()  # idle: blocks without using the CPU until the parent closes stdin
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Do one job (in this process) and return its result."""
+    cfg = config_from_mapping(job["config"])
+    kind = job.get("kind")
+    if kind == "idle":
+        _idle(cfg, job["pin_tier"])
+        return {"done": True}
+    settings = BenchSettings(**job["settings"])
+    tier = job["tier"]
+    tj = TierJob(name=tier["name"], model=Path(tier["model"]), quant=tier["quant"], n_ctx=int(tier["n_ctx"]),
+                 threads=int(tier["threads"]))
+    if kind == "tier":
+        return measure_tier(tj, cfg, settings)
+    if kind == "overhead":
+        return measure_overhead(tj, cfg, settings)
+    raise ValueError(f"unknown bench job kind {kind!r}")
+
+
+def spawn(job: dict[str, Any], *, timeout_s: float) -> dict[str, Any]:
+    """Run ``job`` in a fresh worker process and return its result; ModelError when it fails."""
+    what = f"bench worker ({job.get('kind')} {job.get('tier', {}).get('name', '')})".replace(" )", ")")
+    try:
+        proc = subprocess.run([sys.executable, "-m", "assistant.bench.worker"], input=json.dumps(job) + "\n",
+                              capture_output=True, text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise ModelError(f"{what} did not finish within {timeout_s:.0f} s") from exc
+    for line in proc.stderr.splitlines():
+        _LOG.debug("%s: %s", what, line)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT)]
+    if proc.returncode != 0 or not lines:
+        tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
+        raise ModelError(f"{what} failed (exit {proc.returncode}): {tail or 'no output'}")
+    result: dict[str, Any] = json.loads(lines[-1][len(RESULT) :])
+    if "error" in result:
+        raise ModelError(f"{what}: {result['error']}")
+    return result
+
+
+def main() -> int:
+    """Entry point of the worker process."""
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        job = json.loads(sys.stdin.readline())
+        result = run_job(job)
+    except AssistantError as exc:
+        result = {"error": f"{type(exc).__name__}: {exc}"}
+    sys.stdout.write(RESULT + json.dumps(result, default=str) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

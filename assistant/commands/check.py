@@ -1,0 +1,66 @@
+"""`assistant check`: button, LED, microphone, speaker, battery gauge and every model file, for a person."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+
+from assistant.config import AssistantConfig
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("check", help="self-test: press the button, watch the LED, listen for the tone")
+    p.add_argument("--sim", action="store_true", help="check the simulated hardware (the button is pressed for you)")
+    p.add_argument("--press-timeout", type=float, default=20.0, metavar="S", help="how long to wait for a press (s)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, cfg: AssistantConfig) -> int:
+    from assistant.device.button import PushToTalkButton
+    from assistant.device.led import StatusLed
+    from assistant.device.selftest import (
+        Check, check_button, check_gauge, check_led, check_mic, check_models, check_speaker, format_checks,
+    )
+    from assistant.device.sim import SimMicrophone, mock_pin_factory
+    from assistant.errors import AssistantError
+    from assistant.speech.mic import SoundDeviceMicrophone
+    from assistant.speech.speaker import NullSpeaker, SoundDeviceSpeaker
+
+    if args.sim:
+        cfg = replace(cfg, battery=replace(cfg.battery, kind="simulated"))
+    factory = mock_pin_factory() if args.sim else None
+    checks: list[Check] = [check_gauge(cfg)]
+    checks += check_models(cfg)
+    for name, opener, test in (
+        ("status LED", lambda: StatusLed(cfg.led, pin_factory=factory), check_led),
+        ("speaker", lambda: NullSpeaker() if args.sim else SoundDeviceSpeaker(device=cfg.speaker.device), check_speaker),
+        ("microphone", lambda: SimMicrophone(rate=cfg.mic.rate, noise_dbfs=-60) if args.sim else
+         SoundDeviceMicrophone(device=cfg.mic.device, rate=cfg.mic.rate), check_mic),
+    ):
+        try:
+            device = opener()
+        except AssistantError as exc:
+            checks.append(Check(name, "fail", str(exc), "see hardware/ for wiring and device names"))
+            continue
+        try:
+            checks.append(test(device))
+        finally:
+            device.close()
+    try:
+        button = PushToTalkButton(cfg.button, pin_factory=factory)
+    except AssistantError as exc:
+        checks.append(Check("button", "fail", str(exc), "check button.pin (hardware/wiring.md)"))
+    else:
+        try:
+            if not args.sim:
+                print(f"Press the push-to-talk button (GPIO{cfg.button.pin}) within {args.press_timeout:.0f} s ...",
+                      flush=True)
+            press = (lambda: button.pin.drive_low()) if args.sim else None
+            checks.append(check_button(button, args.press_timeout, press))
+        finally:
+            button.close()
+    print(format_checks(checks))
+    failed = [c.name for c in checks if c.verdict == "fail"]
+    print(f"{len(checks) - len(failed)} of {len(checks)} checks passed or warned"
+          + (f"; fix: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0

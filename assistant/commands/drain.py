@@ -1,0 +1,160 @@
+"""`assistant drain-test` (words per charge, measured to empty) and `assistant report` (plots and tables of runs)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from assistant.config import AssistantConfig
+from assistant.drain.options import SPEAKERS, DrainOptions, DrainResult, Progress
+from assistant.drain.runlog import DrainError
+
+_LOG = logging.getLogger(__name__)
+
+LOG_EVERY = 10
+"""Without a terminal, a progress line every this many turns."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("drain-test", help="run spoken turns back to back until the battery cut-off, logging everything",
+                       description="Run the real pipeline (ASR, LLM, TTS) turn after turn from a prompt corpus until "
+                       "the pack reaches its cut-off; every turn and a battery sample stream go to an append-only, "
+                       "fsynced log in the run directory. On the simulated pack the energy is a power model.")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--tier", metavar="NAME", help="pin this tier for every turn (per-quantization comparison)")
+    mode.add_argument("--adaptive", action="store_true", help="let the battery policy walk down the ladder (default)")
+    p.add_argument("--prompts", type=Path, metavar="FILE|DIR",
+                   help="questions: a text file (one a line), a WAV, or a directory of WAVs with optional .txt "
+                   "transcripts (default: the bundled corpus, spoken once by Piper)")
+    p.add_argument("--until", type=float, metavar="PCT", help="stop at this state of charge (default: the ladder's "
+                   "shutdown threshold)")
+    p.add_argument("--time-scale", type=float, metavar="N", help="simulated pack: simulated seconds per real second")
+    p.add_argument("--capacity-wh", type=float, metavar="X", help="simulated pack: nominal capacity (Wh)")
+    p.add_argument("--out", type=Path, metavar="RUN_DIR", help="run directory (default: STATE_DIR/drain/<run id>)")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", nargs="?", const=Path(""),
+                   help="carry on an interrupted run (without RUN_DIR: the run left in progress, if any)")
+    p.add_argument("--speaker", choices=SPEAKERS, default="null",
+                   help="where answers are played: the sound device, nowhere, or a WAV per turn (default: null)")
+    p.add_argument("--max-turns", type=int, metavar="N", help="stop after N turns of the run in total")
+    p.add_argument("--shutdown", action="store_true", help="on a real battery gauge, power the device off at the "
+                   "cut-off (default: only say what would happen)")
+    p.set_defaults(func=run_drain)
+
+    r = sub.add_parser("report", help="plots and tables of drain runs (W/BL, TPS, TPJ, latency per tier)",
+                       description="Write report.md (or .html) and PNG plots into a run directory; with --compare, "
+                       "put several runs side by side.")
+    r.add_argument("run_dir", type=Path, nargs="?", metavar="RUN_DIR", help="the run to report on")
+    r.add_argument("--format", choices=("md", "html"), default="md", help="report format (default: md)")
+    r.add_argument("--compare", type=Path, nargs="+", metavar="RUN", help="runs to put side by side")
+    r.add_argument("--out", type=Path, metavar="DIR", help="with --compare and no RUN_DIR: where to write "
+                   "(default: the parent of the first run, in compare/)")
+    r.set_defaults(func=run_report)
+
+
+def format_progress(p: Progress) -> str:
+    """``turns 12 | words 340 | SoC 81.2 % | tier q8_0 | 3m05s run, ~9m40s left``."""
+    soc = "SoC ?" if p.soc_pct is None else f"SoC {p.soc_pct:5.1f} %"
+    left = "time left ?" if p.eta_s is None else f"~{_hms(p.eta_s)} left to {p.until_pct:g} %"
+    return f"turns {p.turns} | words {p.words} | {soc} | tier {p.tier or '-'} | {_hms(p.elapsed_s)} run, {left}"
+
+
+def _hms(seconds: float) -> str:
+    s = int(round(seconds))
+    h, rest = divmod(s, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+class ProgressLine:
+    """Progress on stderr: one line rewritten in place on a terminal, else a log line every ``LOG_EVERY`` turns."""
+
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self._width = 0
+
+    def __call__(self, p: Progress) -> None:
+        line = format_progress(p)
+        if self.tty:
+            pad = max(0, self._width - len(line))
+            self.stream.write("\r" + line + " " * pad)
+            self.stream.flush()
+            self._width = len(line)
+        elif p.turns % LOG_EVERY == 0:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def end(self) -> None:
+        """Finish the in-place line."""
+        if self.tty and self._width:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _summary(result: DrainResult, cfg: AssistantConfig) -> int:
+    print(f"Run {result.run_id}: {result.status}: {result.reason}")
+    print(f"  {result.turns} turns, {result.words} words; run directory {result.run_dir}")
+    if result.torn_lines:
+        print(f"  resumed: {result.torn_lines} torn line(s) in the turn log skipped (that turn ran again)")
+    if result.status == "finished":
+        if result.simulated:
+            print("  simulated pack: nothing to power off")
+        elif result.shutdown_done:
+            print("  powering off")
+        else:
+            print(f"  on the appliance this is where it powers off ({' '.join(cfg.shutdown.command)}); "
+                  "pass --shutdown to do so at the end of a drain run")
+    print(f"  report: assistant report {result.run_dir}")
+    if result.status == "interrupted":
+        print(f"  continue: assistant drain-test --resume {result.run_dir}")
+        return 130
+    return 0
+
+
+def run_drain(args: argparse.Namespace, cfg: AssistantConfig) -> int:
+    from dataclasses import replace
+
+    from assistant.device.shutdown import Shutdowner
+    from assistant.drain.begin import active_run, resume_run, start_run
+
+    progress = ProgressLine()
+    try:
+        if args.resume is not None:
+            run_dir = args.resume
+            if str(run_dir) in ("", "."):
+                found = active_run(cfg)
+                if found is None:
+                    raise DrainError("no drain run is in progress; name the run directory: --resume RUN_DIR")
+                run_dir = found
+            result = resume_run(cfg, run_dir, max_turns=args.max_turns, progress=progress)
+        else:
+            opts = DrainOptions(tier=args.tier, prompts=args.prompts, until_pct=args.until, time_scale=args.time_scale,
+                                capacity_wh=args.capacity_wh, speaker=args.speaker, max_turns=args.max_turns,
+                                shutdown=args.shutdown)
+            result = start_run(cfg, opts, args.out, progress=progress)
+    finally:
+        progress.end()
+    if result.status == "finished" and not result.simulated and args.shutdown:
+        done = Shutdowner(cfg.shutdown).execute(f"drain run {result.run_id}: {result.reason}")
+        result = replace(result, shutdown_command=tuple(cfg.shutdown.command), shutdown_done=done)
+    return _summary(result, cfg)
+
+
+def run_report(args: argparse.Namespace, cfg: AssistantConfig) -> int:
+    from assistant.drain.report import write_compare, write_report
+
+    if args.run_dir is None and not args.compare:
+        raise DrainError("name a run directory (assistant report RUN_DIR) or runs to compare (--compare A B ...)")
+    written: list[Path] = []
+    if args.run_dir is not None:
+        written += write_report(args.run_dir, fmt=args.format)
+    if args.compare:
+        runs = ([args.run_dir] if args.run_dir is not None else []) + list(args.compare)
+        out = args.out or (args.run_dir if args.run_dir is not None else runs[0].parent / "compare")
+        written += write_compare(runs, out, fmt=args.format)
+    for path in written:
+        print(path)
+    return 0

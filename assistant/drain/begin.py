@@ -1,0 +1,254 @@
+"""Start a drain run or resume one: the corpus, the pack, the session, meta.json and where earlier segments left off."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from assistant.config import AssistantConfig
+from assistant.drain.corpus import AudioFeed, Corpus, load_corpus
+from assistant.drain.facts import HASH_CACHE, HashCache, effective_config, machine_facts, model_hashes
+from assistant.drain.options import DrainOptions, DrainResult, Progress
+from assistant.drain.run import DrainLoop, Offsets, run_root
+from assistant.drain.runlog import DrainError, RunFiles, read_json, read_samples, scan_turns, write_json_atomic
+from assistant.drain.state import RunState, new_state, now_iso
+from assistant.errors import ConfigError
+from assistant.power.gauges import Gauge, SimulatedPack, open_gauge
+from assistant.session import Session, ladder_for
+from assistant.speech.engines import open_synthesizer, voice_path
+
+_LOG = logging.getLogger(__name__)
+
+ACTIVE = "active"
+"""File under STATE_DIR/drain naming the run in progress, so a service restart can resume it."""
+
+
+def active_run(cfg: AssistantConfig) -> Path | None:
+    """The run directory of a drain run that was in progress (crash, power cut, Ctrl-C), if any."""
+    marker = run_root(cfg) / ACTIVE
+    try:
+        text = marker.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return Path(text) if text else None
+
+
+def _set_active(cfg: AssistantConfig, run_dir: Path | None) -> None:
+    marker = run_root(cfg) / ACTIVE
+    try:
+        if run_dir is None:
+            marker.unlink(missing_ok=True)
+        else:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(str(run_dir.resolve()) + "\n", encoding="utf-8")
+    except OSError as exc:
+        _LOG.warning("cannot update %s: %s", marker, exc)
+
+
+def _effective(cfg: AssistantConfig, opts: DrainOptions, start_soc: float | None) -> AssistantConfig:
+    """The config with the run's pack overrides (capacity, time scale, resumed state of charge)."""
+    bat = cfg.battery
+    sim = bat.simulated
+    try:
+        if opts.time_scale is not None:
+            sim = replace(sim, time_scale=opts.time_scale)
+        if start_soc is not None:
+            sim = replace(sim, start_soc_pct=min(100.0, max(0.0, start_soc)))
+        bat = replace(bat, simulated=sim)
+        if opts.capacity_wh is not None:
+            bat = replace(bat, capacity_wh=opts.capacity_wh)
+    except ValueError as exc:
+        raise ConfigError(f"drain-test: {exc}") from exc
+    return replace(cfg, battery=bat)
+
+
+def _voice_key(cfg: AssistantConfig, hashes: HashCache) -> str:
+    voice = voice_path(cfg)
+    return f"{hashes.sha256(voice) or voice.name}|length_scale={cfg.tts.length_scale}"
+
+
+def _corpus(cfg: AssistantConfig, opts: DrainOptions, hashes: HashCache) -> Corpus:
+    return load_corpus(opts.prompts, cache_dir=cfg.paths.state_dir.expanduser() / "prompt-cache",
+                       voice_key=_voice_key(cfg, hashes), open_synthesizer=lambda: open_synthesizer(cfg))
+
+
+def _check_tier(cfg: AssistantConfig, opts: DrainOptions) -> None:
+    if opts.tier is None:
+        return
+    tiers = ladder_for(cfg)
+    tier = tiers.tier(opts.tier)
+    if tier is None or tier.kind == "shutdown":
+        names = ", ".join(t.name for t in tiers.ladder)
+        raise ConfigError(f"--tier {opts.tier}: no such tier to pin (tiers: {names})")
+
+
+def _pack_meta(cfg: AssistantConfig, gauge: Gauge, usable_j: float) -> dict[str, Any]:
+    bat = cfg.battery
+    out: dict[str, Any] = {"gauge": gauge.name, "simulated": isinstance(gauge, SimulatedPack),
+                           "capacity_wh": bat.capacity_wh, "usable_fraction": bat.usable_fraction,
+                           "usable_j": round(usable_j, 1), "cells_in_series": getattr(gauge, "cells_in_series", None)}
+    if isinstance(gauge, SimulatedPack):
+        out.update(time_scale=gauge.time_scale, start_soc_pct=bat.simulated.start_soc_pct, idle_w=gauge.idle_w,
+                   w_per_busy_core=gauge.w_per_busy_core, boost_efficiency=gauge.boost_efficiency,
+                   internal_resistance_ohm=gauge.internal_resistance_ohm)
+    return out
+
+
+def _open(cfg: AssistantConfig, opts: DrainOptions, files: RunFiles, gauge: Gauge | None) -> Session:
+    the_gauge = gauge if gauge is not None else open_gauge(cfg.battery)
+    try:
+        return Session(cfg, with_asr=True, gauge=the_gauge, turn_log=files.turns, pin_tier=opts.tier)
+    except BaseException:
+        the_gauge.close()
+        raise
+
+
+def _drive(cfg: AssistantConfig, loop: DrainLoop, session: Session, hashes: HashCache) -> DrainResult:
+    _set_active(cfg, loop.files.root)
+    try:
+        result = loop.run()
+    except BaseException:
+        session.close()
+        hashes.save()
+        raise
+    session.close()
+    hashes.save()
+    if result.status in ("finished", "stopped"):
+        _set_active(cfg, None)
+    return result
+
+
+def start_run(
+    cfg: AssistantConfig,
+    opts: DrainOptions,
+    out: Path | None = None,
+    *,
+    gauge: Gauge | None = None,
+    progress: Callable[[Progress], None] | None = None,
+) -> DrainResult:
+    """Begin a new run in ``out`` (default STATE_DIR/drain/<run id>) and drain until its cut-off."""
+    _check_tier(cfg, opts)
+    hashes = HashCache(cfg.paths.state_dir.expanduser() / HASH_CACHE)
+    corpus = _corpus(cfg, opts, hashes)
+    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + (opts.tier or "adaptive")
+    files = RunFiles(out if out is not None else run_root(cfg) / run_id)
+    if (files.root / "meta.json").exists():
+        raise DrainError(f"{files.root} already holds a drain run; continue it with --resume {files.root}")
+    try:
+        files.root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DrainError(f"cannot create run directory {files.root}: {exc}") from exc
+    cfg = _effective(cfg, opts, None)
+    session = _open(cfg, opts, files, gauge)
+    try:
+        until = opts.until_pct if opts.until_pct is not None else session.tiers.shutdown_soc_pct
+        meta = {
+            "schema": 1, "run_id": run_id, "created": now_iso(), "mode": opts.mode, "options": opts.to_json(),
+            "until_pct": until, "pack": _pack_meta(cfg, session.gauge, session.usable_energy_j),
+            "asr_engine": session.transcriber.engine if session.transcriber is not None else None,
+            "voice": {"path": str(voice_path(cfg)), "sha256": hashes.sha256(voice_path(cfg))},
+            "models": model_hashes(session.tiers, hashes), "machine": machine_facts(),
+            "corpus": {"source": corpus.source, "fingerprint": corpus.fingerprint, "texts": corpus.texts(),
+                       "wavs": [str(p.wav) for p in corpus.prompts]},
+            "config": effective_config(cfg, session.tiers),
+        }
+        write_json_atomic(files.meta, meta)
+        state = RunState(files, new_state(run_id))
+        state.update(segments=[{"started": now_iso(), "from_seq": 0}])
+        reading = session.reading()
+        if not isinstance(session.gauge, SimulatedPack) and reading is not None and (reading.soc_pct or 0) < 99:
+            _LOG.warning("the run does not start from a full charge (SoC %s %%): words per charge will be an "
+                         "extrapolation", reading.soc_pct)
+        feed = AudioFeed(corpus, rate=session.transcriber.rate if session.transcriber else cfg.asr.rate,
+                         chunk_s=cfg.mic.block_ms / 1000)
+        loop = DrainLoop(cfg, opts, files, session, feed, state, run_id=run_id, until_pct=until,
+                         offsets=Offsets(), segment=0, progress=progress)
+    except BaseException:
+        session.close()
+        raise
+    return _drive(cfg, loop, session, hashes)
+
+
+def _where_it_stopped(files: RunFiles, state: dict[str, Any] | None) -> dict[str, Any]:
+    """The latest of state.json and the last battery sample: running time, energy and pack."""
+    samples, _, _ = read_samples(files.battery)
+    last = samples[-1] if samples else None
+    if state is not None and (last is None or float(state.get("t_s") or 0) >= float(last.get("t_s") or 0)):
+        return {"t_s": state.get("t_s") or 0.0, "e_j": state.get("e_j") or 0.0, "pack": state.get("pack")}
+    if last is None:
+        return {"t_s": 0.0, "e_j": 0.0, "pack": None}
+    pack = None
+    if last.get("pack_soc_pct") is not None:
+        pack = {"kind": "simulated", "soc_pct": last["pack_soc_pct"], "drawn_j": last.get("pack_drawn_j") or 0.0,
+                "sim_time_s": last.get("pack_sim_s") or 0.0}
+    return {"t_s": last.get("t_s") or 0.0, "e_j": last.get("e_j") or 0.0, "pack": pack}
+
+
+def resume_run(
+    cfg: AssistantConfig,
+    run_dir: Path,
+    *,
+    max_turns: int | None = None,
+    gauge: Gauge | None = None,
+    progress: Callable[[Progress], None] | None = None,
+) -> DrainResult:
+    """Carry on a run after a crash, kill or power cut: no turn counted twice, none lost, torn lines skipped."""
+    files = RunFiles(run_dir)
+    meta = files.load_meta()
+    run_id = str(meta["run_id"])
+    saved = read_json(files.state)
+    if saved is not None and saved.get("status") == "finished":
+        raise DrainError(f"run {run_dir} already finished ({saved.get('reason')}); make its report with "
+                         f"`assistant report {run_dir}`")
+    opts = DrainOptions.from_json(meta.get("options") or {}, str(files.meta))
+    if max_turns is not None:
+        opts = replace(opts, max_turns=max_turns)
+    scan = scan_turns(files.turns, run_id)
+    if scan.torn_lines:
+        _LOG.warning("%s: a torn last line (cut by the crash) is skipped; that turn runs again", files.turns)
+    if scan.duplicates or scan.missing:
+        _LOG.warning("%s: duplicate turns %s and missing turns %s (ignored)", files.turns, scan.duplicates, scan.missing)
+    where = _where_it_stopped(files, saved)
+    pack = where["pack"] if isinstance(where.get("pack"), dict) else None
+    sim_soc = float(pack["soc_pct"]) if pack is not None and pack.get("kind") == "simulated" else None
+    hashes = HashCache(cfg.paths.state_dir.expanduser() / HASH_CACHE)
+    corpus = _corpus(cfg, opts, hashes)
+    if corpus.fingerprint != (meta.get("corpus") or {}).get("fingerprint"):
+        raise DrainError(f"the prompts of run {run_dir} changed since it began ({corpus.source}); a resumed run "
+                         "must ask the same questions")
+    cfg = _effective(cfg, opts, sim_soc)
+    session = _open(cfg, opts, files, gauge)
+    try:
+        base = new_state(run_id)  # the counters are rebuilt from the turn log, the record of truth
+        base["segments"] = list((saved or {}).get("segments") or [])
+        state = RunState(files, base)
+        for record in scan.records:
+            state.add_turn(record, int(record["seq"]))
+        segments = list(base.get("segments") or [])
+        segments.append({"started": now_iso(), "from_seq": scan.next_seq, "torn_lines": scan.torn_lines,
+                         "bad_lines": scan.bad_lines, "duplicates": scan.duplicates, "missing": scan.missing,
+                         "t_s": where["t_s"], "e_j": where["e_j"], "soc_pct": pack.get("soc_pct") if pack else None})
+        state.update(segments=segments, next_seq=scan.next_seq, t_s=where["t_s"], e_j=where["e_j"], pack=pack)
+        if sim_soc is not None:
+            _LOG.info("simulated pack resumes at SoC %.2f %% with %.1f J drawn", sim_soc, pack.get("drawn_j", 0.0))
+        for name, info in model_hashes(session.tiers, hashes).items():
+            was = (meta.get("models") or {}).get(name, {}).get("sha256")
+            if was is not None and info.get("sha256") != was:
+                _LOG.warning("tier %s: model %s changed since the run began", name, info.get("model"))
+        offsets = Offsets(t_s=float(where["t_s"]), e_j=float(where["e_j"]),
+                          pack_drawn_j=float(pack.get("drawn_j") or 0.0) if sim_soc is not None and pack else 0.0,
+                          pack_sim_s=float(pack.get("sim_time_s") or 0.0) if sim_soc is not None and pack else 0.0)
+        feed = AudioFeed(corpus, rate=session.transcriber.rate if session.transcriber else cfg.asr.rate,
+                         chunk_s=cfg.mic.block_ms / 1000)
+        until = float(meta.get("until_pct") if meta.get("until_pct") is not None else session.tiers.shutdown_soc_pct)
+        loop = DrainLoop(cfg, opts, files, session, feed, state, run_id=run_id, until_pct=until,
+                         offsets=offsets, segment=len(segments) - 1, progress=progress)
+    except BaseException:
+        session.close()
+        raise
+    result = _drive(cfg, loop, session, hashes)
+    return replace(result, torn_lines=scan.torn_lines)
