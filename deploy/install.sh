@@ -135,6 +135,8 @@ if [ "$MODELS" = 1 ]; then
     warn "later: sudo runuser -u $APP -- $VENV/bin/assistant --config $ETC/config.yaml models install vosk-en"
   fi
 fi
+# The quantization ladder of the embedded LLM (re-quantized with llama.cpp; seconds on a Pi 5).
+run runuser -u "$APP" -- "$VENV/bin/assistant" --config "$ETC/config.yaml" models build-ladder
 
 # 7. Power-off permission. A polkit rule, not sudo: the unit sets NoNewPrivileges=yes, under which
 # a setuid sudo cannot gain root, while `systemctl poweroff` asks logind over D-Bus, and logind

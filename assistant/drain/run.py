@@ -77,6 +77,8 @@ class DrainLoop:
         cells = int(getattr(session.gauge, "cells_in_series", None) or cfg.battery.cells_in_series or 1)
         self.cutoff_v = session.tiers.shutdown_voltage_v or cfg.shutdown.cell_voltage_v * cells
         """Pack voltage at which the run stops (V): the ladder's shutdown voltage, else the shutdown cell voltage."""
+        self.dialogue = TurnLog(files.dialogue)
+        """What each turn asked, heard and answered (the turn log keeps counts and timings only)."""
         self.sampler = BatterySampler(TurnLog(files.battery), state, self._sample, period_s=opts.sample_period_s)
         self._soc_window: deque[tuple[float, float]] = deque(maxlen=40)
         self._speaker: Speaker | None = None
@@ -151,8 +153,10 @@ class DrainLoop:
         """Ask question ``seq`` by audio; return its record as the turn log holds it."""
         tid = turn_id(self.run_id, seq)
         speaker = self._speaker_for(seq)
+        heard = reply = ""
         try:
-            self.session.run_turn(speaker, audio=self.feed.chunks(seq), turn_id=tid)
+            record = self.session.run_turn(speaker, audio=self.feed.chunks(seq), turn_id=tid)
+            heard, reply = record.transcript, record.reply
         except NoSpeech as exc:
             _LOG.warning("turn %s: %s (logged as a failed turn)", tid, exc)
         finally:
@@ -163,6 +167,8 @@ class DrainLoop:
         if entry is None or entry.get("turn_id") != tid:
             raise DrainError(f"turn {tid} did not reach the turn log {self.files.turns}; a drain run without its "
                              "log is worthless, so it stops here (resume it once the disk is writable)")
+        self.dialogue.append({"schema": SCHEMA, "turn_id": tid, "seq": seq, "prompt": seq % len(self.feed.corpus),
+                              "reference": self.feed.corpus.prompt_for(seq).text, "heard": heard, "reply": reply})
         return entry
 
     def _report(self, reading: BatteryReading | None) -> None:

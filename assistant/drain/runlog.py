@@ -19,6 +19,7 @@ META = "meta.json"
 STATE = "state.json"
 TURNS = "turns.jsonl"
 BATTERY = "battery.jsonl"
+DIALOGUE = "dialogue.jsonl"
 SEQ_SEP = "#"
 """Turn ids are ``<run id>#<sequence number>``, so a turn logged twice is recognisable."""
 
@@ -172,6 +173,10 @@ class RunFiles:
     @property
     def battery(self) -> Path:
         return self.root / BATTERY
+
+    @property
+    def dialogue(self) -> Path:
+        return self.root / DIALOGUE
 
     def load_meta(self) -> dict[str, Any]:
         """The run's meta.json; DrainError when the directory is missing or is not a drain run."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import logging
 import threading
 import time
@@ -16,7 +17,7 @@ from assistant.speech.wav import convert, write_wav
 _LOG = logging.getLogger(__name__)
 
 
-class ContextSpeaker:
+class ContextSpeaker(abc.ABC):
     """Base of the speakers: a context manager that closes the speaker on exit."""
 
     def __enter__(self) -> Self:
@@ -26,9 +27,9 @@ class ContextSpeaker:
                  tb: TracebackType | None) -> None:
         self.close()
 
+    @abc.abstractmethod
     def close(self) -> None:
         """Release the speaker."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import errno
 import logging
 import threading
@@ -16,7 +17,7 @@ def _nack(addr: int, what: str) -> OSError:
     return OSError(errno.EREMOTEIO, f"Remote I/O error ({what} at 0x{addr:02x})")
 
 
-class RegisterChip:
+class RegisterChip(abc.ABC):
     """Base of an emulated I2C chip: byte-level transfers plus fault injection and a write log.
 
     Subclasses implement ``_read(register, count) -> bytes`` (the bytes the chip clocks out after the
@@ -55,14 +56,17 @@ class RegisterChip:
             self._garbage.setdefault(register, []).extend([value & 0xFFFF] * count)
 
     # ---- what subclasses provide -----------------------------------------------------------
+    @abc.abstractmethod
     def _register_value(self, register: int) -> int:
-        raise NotImplementedError
+        """Provided by each chip."""
 
+    @abc.abstractmethod
     def _read(self, register: int, count: int) -> bytes:
-        raise NotImplementedError
+        """Provided by each chip."""
 
+    @abc.abstractmethod
     def _write(self, register: int, data: bytes) -> None:
-        raise NotImplementedError
+        """Provided by each chip."""
 
     def _pull_state(self, reading: BatteryReading) -> None:
         """Take pack voltage/current/SoC from a reading (called before a conversion when attached)."""

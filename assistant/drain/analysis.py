@@ -1,0 +1,192 @@
+"""The numbers of a drain run: per-tier rates and words per charge, how much of the pack they rest on, run facts."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from assistant.drain.runlog import RunFiles, read_json, read_samples, scan_turns
+from assistant.power.turnlog import TierStats, percentile, read_log, summarize
+
+_LOG = logging.getLogger(__name__)
+
+REFERENCE_PACK_WH = 19.24
+"""The reference pack: 2x 18650, 3.7 V x 2.6 Ah in series (hardware.md section 1.9)."""
+FULL_DRAIN_SHARE = 0.9
+"""A tier whose turns drew at least this share of the usable pack counts as measured over a full drain."""
+LATENCIES = ("asr_final_s", "first_token_s", "first_audio_s", "total_s")
+
+
+@dataclass(frozen=True)
+class TierRow:
+    """One tier of a run, as the report shows it."""
+
+    tier: str
+    kind: str
+    quant: str
+    model: str
+    stats: TierStats
+    """``summarize`` of the tier's turns (the same figures ``assistant stats`` prints)."""
+    wbl_ref: float | None
+    """Words per charge of the reference 2x18650 pack at this tier's words per joule."""
+    pack_j: float
+    """Pack energy drawn while this tier was the current one (J), loading and pauses included."""
+    pack_share: float
+    """``pack_j`` over the pack's usable energy: how much of a charge the tier's figures rest on."""
+    soc_from: float | None
+    soc_to: float | None
+    latency: dict[str, tuple[float | None, float | None]]
+    """p50 and p95 (s) of each of ``LATENCIES``."""
+
+    @property
+    def full_drain(self) -> bool:
+        """The tier's figures rest on (nearly) a whole charge."""
+        return self.pack_share >= FULL_DRAIN_SHARE
+
+
+@dataclass
+class RunData:
+    """Everything the report needs from one run directory."""
+
+    root: Path
+    meta: dict[str, Any]
+    state: dict[str, Any]
+    records: list[dict[str, Any]]
+    samples: list[dict[str, Any]]
+    rows: list[TierRow]
+    usable_j: float
+    """Usable energy of the run's pack (J)."""
+    ref_usable_j: float
+    """Usable energy of the reference pack at the run's usable fraction (J)."""
+    simulated: bool
+    time_scale: float
+    pack_drawn_j: float
+    """Energy the pack gave up over the whole run (J)."""
+    meter_j: float
+    """Energy integrated from the gauge over the run at the real rate (J)."""
+    torn_lines: int
+    bad_lines: list[int]
+    sample_torn: int
+    segments: list[dict[str, Any]] = field(default_factory=list)
+    asr_wer: float | None = None
+    """Word error rate of the recogniser over the turns whose question has a reference transcript."""
+
+    @property
+    def run_id(self) -> str:
+        return str(self.meta.get("run_id"))
+
+    @property
+    def words(self) -> int:
+        return sum(int(r.get("words") or 0) for r in self.records)
+
+    @property
+    def turn_energy_j(self) -> float:
+        return sum(float(r.get("energy_j") or 0.0) for r in self.records)
+
+    @property
+    def energy_kind(self) -> str:
+        """``simulated``, ``measured`` or ``estimated``: what the energy figures are."""
+        if self.simulated:
+            return "simulated"
+        with_e = [r for r in self.records if r.get("energy_j")]
+        return "measured" if with_e and all(r.get("energy_measured") for r in with_e) else "estimated"
+
+    @property
+    def pack_share(self) -> float:
+        return self.pack_drawn_j / self.usable_j if self.usable_j else 0.0
+
+    @property
+    def words_per_charge_whole(self) -> float | None:
+        """Words per usable charge at the whole run's rate (model loads and pauses between turns included)."""
+        return self.words / self.pack_drawn_j * self.usable_j * 1.0 if self.pack_drawn_j else None
+
+
+def model_label(path_or_name: str | None) -> str:
+    """``SmolLM2-135M-Instruct`` from ``.../SmolLM2-135M-Instruct.Q8_0.gguf``."""
+    if not path_or_name:
+        return "-"
+    name = Path(str(path_or_name)).name
+    name = re.sub(r"\.gguf$", "", name, flags=re.IGNORECASE)
+    return re.sub(r"[.-](?:F16|BF16|F32|I?Q\d\w*)$", "", name, flags=re.IGNORECASE)
+
+
+def _norm(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower().replace("'", ""))
+
+
+def word_errors(ref: str, hyp: str) -> tuple[int, int]:
+    """(edit distance in words, reference words)."""
+    r, h = _norm(ref), _norm(hyp)
+    prev = list(range(len(h) + 1))
+    for i, rw in enumerate(r, 1):
+        cur = [i] + [0] * len(h)
+        for j, hw in enumerate(h, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (rw != hw))
+        prev = cur
+    return prev[-1], len(r)
+
+
+def _pack_energy_by_tier(samples: list[dict[str, Any]], simulated: bool, scale: float) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for a, b in zip(samples, samples[1:]):
+        if simulated and a.get("pack_drawn_j") is not None and b.get("pack_drawn_j") is not None:
+            de = float(b["pack_drawn_j"]) - float(a["pack_drawn_j"])
+        else:
+            de = (float(b.get("e_j") or 0.0) - float(a.get("e_j") or 0.0)) * scale
+        key = str(b.get("tier") or "(loading)")
+        out[key] = out.get(key, 0.0) + max(0.0, de)
+    return out
+
+
+def load_run(root: Path) -> RunData:
+    """Read and digest a run directory (DrainError when it is not one)."""
+    files = RunFiles(root)
+    meta = files.load_meta()
+    state = read_json(files.state) or {}
+    scan = scan_turns(files.turns, str(meta["run_id"]))
+    samples, sample_torn, _ = read_samples(files.battery)
+    pack = meta.get("pack") or {}
+    simulated = bool(pack.get("simulated"))
+    scale = float(pack.get("time_scale") or 1.0) if simulated else 1.0
+    usable_j = float(pack.get("usable_j") or 0.0)
+    ref_usable_j = REFERENCE_PACK_WH * 3600.0 * float(pack.get("usable_fraction") or 0.85)
+    stats = summarize(scan.records, usable_energy_j=usable_j or None)
+    by_tier = _pack_energy_by_tier(samples, simulated, scale)
+    models = meta.get("models") or {}
+    rows: list[TierRow] = []
+    for name, st in stats.items():
+        recs = [r for r in scan.records if str(r.get("tier") or "(none)") == name]
+        first = recs[0]
+        socs = [r["battery_before"]["soc_pct"] for r in recs if (r.get("battery_before") or {}).get("soc_pct") is not None]
+        ends = [r["battery_after"]["soc_pct"] for r in recs if (r.get("battery_after") or {}).get("soc_pct") is not None]
+        lat = {k: (percentile(_vals(recs, k), 50), percentile(_vals(recs, k), 95)) for k in LATENCIES}
+        wbl_ref = st.wbl / usable_j * ref_usable_j if st.wbl is not None and usable_j else None
+        kind = str(first.get("kind") or "llm")
+        model = model_label((models.get(name) or {}).get("model") or first.get("model")) if kind == "llm" else "fixed phrases"
+        rows.append(TierRow(tier=name, kind=kind, quant=str(first.get("quant") or "-"), model=model, stats=st,
+                            wbl_ref=wbl_ref, pack_j=by_tier.get(name, 0.0),
+                            pack_share=by_tier.get(name, 0.0) / usable_j if usable_j else 0.0,
+                            soc_from=max(socs) if socs else None, soc_to=min(ends) if ends else None, latency=lat))
+    if samples and simulated and samples[-1].get("pack_drawn_j") is not None:
+        pack_drawn = float(samples[-1]["pack_drawn_j"])
+    else:
+        pack_drawn = float(samples[-1].get("e_j") or 0.0) * scale if samples else 0.0
+    errs = refs = 0
+    seen: set[str] = set()
+    for d in read_log(files.dialogue).records:
+        if d.get("reference") and d.get("turn_id") not in seen:
+            seen.add(str(d.get("turn_id")))
+            e, n = word_errors(str(d["reference"]), str(d.get("heard") or ""))
+            errs, refs = errs + e, refs + n
+    return RunData(root=root, meta=meta, state=state, records=scan.records, samples=samples, rows=rows,
+                   usable_j=usable_j, ref_usable_j=ref_usable_j, simulated=simulated, time_scale=scale,
+                   pack_drawn_j=pack_drawn, meter_j=float(samples[-1].get("e_j") or 0.0) if samples else 0.0,
+                   torn_lines=scan.torn_lines, bad_lines=scan.bad_lines, sample_torn=sample_torn,
+                   segments=list(state.get("segments") or []), asr_wer=errs / refs if refs else None)
+
+
+def _vals(records: list[dict[str, Any]], key: str) -> list[float]:
+    return [float(r[key]) for r in records if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)]
