@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -163,7 +165,7 @@ def load_config(path: Path | None = None, *, search: bool = True) -> AssistantCo
         raise ConfigError(f"cannot read config file {found}: {exc}") from exc
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser's stack
         raise ConfigError(f"{found} is not valid YAML: {exc}") from exc
     if data is None:
         data = {}
@@ -194,7 +196,7 @@ def build(cls: type[Any], data: dict[str, Any], filename: str, prefix: str) -> A
 
 
 def _bad(dotted: str, value: Any, filename: str, expected: str) -> ConfigError:
-    return ConfigError(f"{filename}: key '{dotted}' has value {value!r}, expected {expected}")
+    return ConfigError(f"{filename}: key '{dotted}' has value {reprlib.repr(value)}, expected {expected}")
 
 
 def convert(hint: Any, value: Any, dotted: str, filename: str) -> Any:
@@ -241,8 +243,8 @@ def convert(hint: Any, value: Any, dotted: str, filename: str) -> Any:
             raise _bad(dotted, value, filename, "a whole number")
         return value
     if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _bad(dotted, value, filename, "a number")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise _bad(dotted, value, filename, "a finite number")
         return float(value)
     if hint is str:
         if isinstance(value, bool):
@@ -253,7 +255,10 @@ def convert(hint: Any, value: Any, dotted: str, filename: str) -> Any:
     if hint is Path:
         if not isinstance(value, str) or not value:
             raise _bad(dotted, value, filename, "a file path")
-        path = Path(value).expanduser()
+        try:
+            path = Path(value).expanduser()
+        except RuntimeError as exc:  # "~user" of a user that does not exist
+            raise _bad(dotted, value, filename, f"a file path ({exc})") from exc
         if not path.is_absolute() and filename and not filename.startswith("<"):
             path = Path(filename).parent / path
         return path

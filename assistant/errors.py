@@ -71,3 +71,9 @@ class NoSpeech(AssistantError):
     """The audio held no recognisable speech (silence, noise, or a tap too short to be speech)."""
 
     exit_code = 8
+
+
+class DrainError(AssistantError):
+    """A drain run cannot start, resume or be reported (missing or foreign run directory, finished run)."""
+
+    exit_code = 10

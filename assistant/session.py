@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.config import AssistantConfig, ensure_dir
-from assistant.errors import AssistantError, BatteryReadError, ConfigError, ModelError, ModelNotFound
+from assistant.errors import BatteryReadError, ConfigError, ModelError, ModelNotFound
 from assistant.messages import BatteryReading, TurnRecord
 from assistant.power.energy import EnergyMeter
 from assistant.power.fixed_replies import FixedResponder
@@ -51,6 +51,8 @@ class Session:
         self.models_dir = cfg.paths.models_dir.expanduser()
         self.tiers: TierConfig = ladder_for(cfg)
         self.unavailable: set[str] = unavailable_tiers(self.tiers)
+        self._bad_files = {name: _file_key(self.tiers.tier(name)) for name in self.unavailable}
+        """The model file of each unavailable tier as it was when it failed: a changed file is tried again."""
         self.pinned: Tier | None = None
         """A tier forced for every turn (drain tests per quantization); shutdown still applies."""
         if pin_tier is not None:
@@ -94,8 +96,18 @@ class Session:
             _LOG.warning("battery reading failed: %s", exc)
             return None
 
+    def _recheck(self) -> None:
+        """Give an unavailable tier another chance once its model file has changed (reinstalled, built)."""
+        for name in list(self.unavailable):
+            key = _file_key(self.tiers.tier(name))
+            if key is not None and key != self._bad_files.get(name):
+                _LOG.info("tier '%s': its model file changed; trying it again", name)
+                self.unavailable.discard(name)
+                self._bad_files.pop(name, None)
+
     def select_tier(self) -> Tier:
         """Choose the tier for the next turn and make its responder resident."""
+        self._recheck()
         while True:
             tier = choose_tier(self.reading(), self.tiers, self.tier, unavailable=self.unavailable)
             if self.pinned is not None and tier.kind != "shutdown":
@@ -106,10 +118,12 @@ class Session:
                 self._switch(tier)
                 return tier
             except (ModelError, ModelNotFound) as exc:
-                if tier.kind != "llm" or self.cfg.tiers is None and self.cfg.llm.model is not None:
-                    raise  # the one model the user named must work
+                named = self.cfg.tiers is None and self.cfg.llm.model is not None
+                if tier.kind != "llm" or self.pinned is not None or named:
+                    raise  # the one model the user named (or pinned) must work
                 _LOG.error("tier '%s' cannot be used and is skipped: %s", tier.name, exc)
                 self.unavailable.add(tier.name)
+                self._bad_files[tier.name] = _file_key(tier)
 
     def _switch(self, tier: Tier) -> None:
         old = self.tier
@@ -161,7 +175,7 @@ class Session:
                         record.cancelled = True
                         break
             return record
-        except AssistantError as exc:
+        except Exception as exc:  # logged whatever failed (an engine may raise its own types), then raised
             record = TurnRecord(turn_id=turn_id or "failed", error=f"{type(exc).__name__}: {exc}")
             raise
         finally:
@@ -206,6 +220,17 @@ def ladder_for(cfg: AssistantConfig) -> TierConfig:
                   n_ctx=cfg.llm.n_ctx, max_tokens=cfg.llm.max_tokens, threads=cfg.llm.threads)
     return TierConfig(tiers=[single, Tier(name="fixed", kind="fixed", enter_soc_pct=5.0),
                              Tier(name="shutdown", kind="shutdown", enter_soc_pct=0.0)], shutdown_soc_pct=5.0)
+
+
+def _file_key(tier: Tier | None) -> tuple[int, int] | None:
+    """(mtime in ns, size) of a tier's model file; None when it has none or it cannot be read."""
+    if tier is None or tier.model is None:
+        return None
+    try:
+        st = tier.model.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
 
 
 def _quant_of(path: Path) -> str:

@@ -195,7 +195,7 @@ def test_cli_table_and_write_config(built: tuple[Path, list[LadderEntry], list[s
     report = json.loads(capsys.readouterr().out)
     assert [e["requested"] for e in report["entries"]] == ["source", "Q8_0"]
     text2 = conf.read_text()
-    assert text2.count("tiers:\n") == 2 and text2.count("build-ladder") == 1  # "tiers:" and its "  tiers:" list
+    assert text2.count("tiers:\n") == 2 and text2.count("# tier ladder written by") == 1  # "tiers:" and its "  tiers:" list
     assert [t["name"] for t in yaml.safe_load(text2)["tiers"]["tiers"]] == ["q8_0", "q4_1", "fixed", "shutdown"]
     fresh = tmp_path / "new.yaml"  # a config file that does not exist yet
     assert _cli(["--types", "Q8_0", "--write-config", str(fresh)], cfg) == 0

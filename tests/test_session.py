@@ -34,8 +34,8 @@ def config(tmp_path: Path, files: dict[str, Path]) -> AssistantConfig:
 
 
 def test_simulated_discharge_walks_down_the_ladder(tmp_path: Path, ladder_files: dict[str, Path]) -> None:
-    # A 0.08 Wh pack drawn at the process's real CPU power x 8: empty in about a minute of turns.
-    pack = SimulatedPack(capacity_wh=0.08, start_soc_pct=100.0, time_scale=8.0)
+    # A 0.08 Wh pack drawn at the process's real CPU power x 3: empty in about half a minute of turns.
+    pack = SimulatedPack(capacity_wh=0.08, start_soc_pct=100.0, time_scale=3.0)
     seen: list[str] = []
     records = []
     with Session(config(tmp_path, ladder_files), with_asr=False, gauge=pack) as session:

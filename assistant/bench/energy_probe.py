@@ -1,4 +1,4 @@
-"""Energy of a span of work: from the battery gauge when one measures current, else from the simulated pack's power model."""
+"""Energy of a span of work: from the battery gauge when it measures current, else the simulated pack's power model."""
 
 from __future__ import annotations
 

@@ -56,6 +56,45 @@ def cpu_seconds(pid: int) -> float | None:
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
 
 
+CONTENDED_CORES = 0.3
+"""Other processes (or the hypervisor, as steal time) using more than this many cores disturb a timed run."""
+
+
+class CpuWatch:
+    """How much CPU the rest of the machine used while this process did a timed piece of work.
+
+    Reads the busy jiffies of all CPUs (user, nice, system, irq, softirq and steal, which is time
+    the hypervisor gave to other machines) from /proc/stat and subtracts this process's own CPU
+    time. ``others_cores`` is what is left per second of wall time.
+    """
+
+    def __init__(self) -> None:
+        self._t = 0.0
+        self._busy = 0.0
+        self._own = 0.0
+
+    @staticmethod
+    def _machine_busy_s() -> float:
+        try:
+            first = (PROC / "stat").read_text().splitlines()[0].split()
+        except (OSError, IndexError):
+            return 0.0
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in first[1:9])
+        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+    def start(self) -> None:
+        """Begin watching."""
+        self._t, self._busy, self._own = time.monotonic(), self._machine_busy_s(), time.process_time()
+
+    def others_cores(self) -> float:
+        """Cores the rest of the machine kept busy since ``start()`` (0 when nothing else ran)."""
+        wall = time.monotonic() - self._t
+        if wall <= 0:
+            return 0.0
+        others = (self._machine_busy_s() - self._busy) - (time.process_time() - self._own)
+        return max(0.0, others / wall)
+
+
 def load_average() -> tuple[float, float, float] | None:
     """The 1, 5 and 15 minute load averages."""
     try:
@@ -65,13 +104,16 @@ def load_average() -> tuple[float, float, float] | None:
 
 
 def _cpu_model() -> str:
+    found: dict[str, str] = {}
     try:
         for line in (PROC / "cpuinfo").read_text().splitlines():
-            key = line.split(":")[0].strip().lower()
-            if key in ("model name", "hardware", "model"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            found.setdefault(key.strip().lower(), value.strip())
     except OSError:
         pass
+    for key in ("model name", "hardware", "model"):  # x86 has "model name"; a Pi's kernel may give "Model"
+        if found.get(key):
+            return found[key]
     return platform.processor() or "unknown"
 
 

@@ -1,4 +1,4 @@
-"""Quality of a tier without a reference model: perplexity on bundled held-out text, and factual questions scored by keyword."""
+"""Quality of a tier without a reference model: perplexity on held-out text, factual questions scored by keyword."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""llama.cpp through its C API only: a greedy decode loop and per-token log-probabilities, no Python layer between tokens."""
+"""llama.cpp through its C API only: a decode loop and per-token log-probabilities, no Python layer between tokens."""
 
 from __future__ import annotations
 
@@ -80,9 +80,14 @@ class RawLlama:
         self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
         self.bos = int(llama_cpp.llama_vocab_bos(self._vocab))
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
-        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-        llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
-        self._sampler = chain
+        self._sampler = self._chain(llama_cpp.llama_sampler_init_greedy())
+
+    def _chain(self, *samplers: Any) -> Any:
+        c = self._c
+        chain = c.llama_sampler_chain_init(c.llama_sampler_chain_default_params())
+        for sampler in samplers:
+            c.llama_sampler_chain_add(chain, sampler)
+        return chain
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -128,6 +133,26 @@ class RawLlama:
 
     def greedy(self, prompt: Sequence[int], n_tokens: int) -> RawRun:
         """Evaluate ``prompt``, then sample greedily and decode one token at a time, ``n_tokens`` samples in all."""
+        return self._generate(self._sampler, prompt, n_tokens)
+
+    def sampled(self, prompt: Sequence[int], n_tokens: int, *, temperature: float, seed: int) -> RawRun:
+        """As ``greedy``, with the sampler chain llama-cpp-python builds for ``LlamaResponder``'s settings.
+
+        Penalties (last 64 tokens, repeat 1.1), top-k 40, typical 1.0, top-p 0.95, min-p 0.05, the
+        temperature, then a seeded draw: the same C samplers in the same order, so that comparing
+        this loop with the responder leaves only the Python layers between them.
+        """
+        c = self._c
+        chain = self._chain(c.llama_sampler_init_penalties(self.n_vocab, 64, 1.1, 0.0, 0.0),
+                            c.llama_sampler_init_top_k(40), c.llama_sampler_init_typical(1.0, 1),
+                            c.llama_sampler_init_top_p(0.95, 1), c.llama_sampler_init_min_p(0.05, 1),
+                            c.llama_sampler_init_temp(temperature), c.llama_sampler_init_dist(seed))
+        try:
+            return self._generate(chain, prompt, n_tokens)
+        finally:
+            c.llama_sampler_free(chain)
+
+    def _generate(self, sampler: Any, prompt: Sequence[int], n_tokens: int) -> RawRun:
         if n_tokens < 1:
             raise ValueError("n_tokens must be at least 1")
         if len(prompt) + n_tokens > self.n_ctx:
@@ -135,7 +160,7 @@ class RawLlama:
         c = self._c
         t0 = time.perf_counter()
         self.eval_prompt(prompt)
-        token = c.llama_sampler_sample(self._sampler, self._ctx, -1)
+        token = c.llama_sampler_sample(sampler, self._ctx, -1)
         t_first = time.perf_counter()
         pos = len(prompt)
         one = [0]
@@ -143,7 +168,7 @@ class RawLlama:
             one[0] = token
             self._decode(one, pos, all_logits=False)
             pos += 1
-            token = c.llama_sampler_sample(self._sampler, self._ctx, -1)
+            token = c.llama_sampler_sample(sampler, self._ctx, -1)
         t_last = time.perf_counter()
         return RawRun(prompt_tokens=len(prompt), tokens=n_tokens, prompt_s=t_first - t0, decode_s=t_last - t_first)
 

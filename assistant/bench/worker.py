@@ -1,9 +1,4 @@
-"""A fresh process for one measurement (``python -m assistant.bench.worker``), so memory and CPU are its own.
-
-The job arrives as one JSON line on stdin; the result leaves as one line ``BENCH-RESULT {json}`` on
-stdout. The ``idle`` job prints ``BENCH-READY {json}`` once the appliance's working set is loaded and
-then sits idle until stdin closes.
-"""
+"""A fresh process for one LLM measurement (``python -m assistant.bench.worker``), so its memory and CPU are its own."""
 
 from __future__ import annotations
 
@@ -12,7 +7,6 @@ import json
 import logging
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +18,7 @@ from assistant.errors import AssistantError, ModelError
 _LOG = logging.getLogger(__name__)
 
 RESULT = "BENCH-RESULT "
-READY = "BENCH-READY "
+"""Prefix of the one stdout line that carries the job's result (native libraries may print other lines)."""
 
 
 def config_to_mapping(cfg: AssistantConfig) -> dict[str, Any]:
@@ -45,27 +39,14 @@ def tier_to_mapping(job: TierJob) -> dict[str, Any]:
     return {**dataclasses.asdict(job), "model": str(job.model)}
 
 
-def _idle(cfg: AssistantConfig, pin_tier: str) -> None:
-    from assistant.bench.machine import peak_rss_mb, rss_mb
-    from assistant.session import Session
-
-    with tempfile.TemporaryDirectory(prefix="bench-idle-") as tmp:
-        with Session(cfg, pin_tier=pin_tier, turn_log=Path(tmp) / "turns.jsonl") as session:
-            tier = session.select_tier()
-            ready = {"tier": tier.name, "rss_mb": rss_mb(), "peak_rss_mb": peak_rss_mb(),
-                     "asr": session.transcriber.engine if session.transcriber else None}
-            sys.stdout.write(READY + json.dumps(ready) + "\n")
-            sys.stdout.flush()
-            sys.stdin.read()  # idle: blocks without using the CPU until the parent closes stdin
-
-
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Do one job (in this process) and return its result."""
+    """Do one job in this process: ``tier`` (``measure_tier``) or ``overhead`` (``measure_overhead``).
+
+    The job arrives as one JSON line on stdin (``spawn`` writes it) and the result leaves as the
+    stdout line starting with ``RESULT``.
+    """
     cfg = config_from_mapping(job["config"])
     kind = job.get("kind")
-    if kind == "idle":
-        _idle(cfg, job["pin_tier"])
-        return {"done": True}
     settings = BenchSettings(**job["settings"])
     tier = job["tier"]
     tj = TierJob(name=tier["name"], model=Path(tier["model"]), quant=tier["quant"], n_ctx=int(tier["n_ctx"]),

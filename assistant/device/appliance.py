@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +27,8 @@ BATTERY_CHECK_S = 5.0
 """How often the idle loop looks at the battery for the shutdown policy (s)."""
 WAKE_S = 1.0
 """The idle loop wakes this often (heartbeat, battery); it sleeps on the button queue in between (s)."""
+HISTORY_LIMIT = 1000
+"""How many state changes ``Appliance.history`` keeps (it runs for weeks: the list must not grow)."""
 
 
 class State(enum.Enum):
@@ -124,6 +127,9 @@ class Appliance:
         """The record of the last turn that finished (transcript, reply, timings)."""
         self.last_cancel_s: float | None = None
         """How long the last barge-in took from the press to everything stopped (s)."""
+        self._run_tag = secrets.token_hex(2)
+        """Part of every turn id: ids stay unique across restarts even if the clock went back (no RTC)."""
+        self._audio_failed = False
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -131,6 +137,7 @@ class Appliance:
         with self._lock:
             self.state = state
             self.history.append((time.monotonic(), state))
+            del self.history[:-HISTORY_LIMIT]
         led = {State.IDLE: LedState.LOW_BATTERY if self._low_battery else LedState.IDLE,
                State.LISTENING: LedState.LISTENING, State.THINKING: LedState.THINKING,
                State.SPEAKING: LedState.SPEAKING, State.STOPPING: LedState.OFF}[state]
@@ -149,7 +156,11 @@ class Appliance:
         """Load the first tier's model and open the microphone, then tell systemd we are ready."""
         tier = self.session.select_tier()
         self.led.set_tier_colour(tier.name)
-        self.mic.open()
+        try:
+            self.mic.open()
+        except AssistantError as exc:  # serve anyway: the microphone is tried again at every press
+            _LOG.error("microphone unavailable at start: %s (will retry at the next press)", exc)
+            self._audio_failed = True
         self._set(State.IDLE)
         self.watchdog.start()
         self.notifier.ready(f"ready, tier {tier.name}")
@@ -201,8 +212,14 @@ class Appliance:
 
     def _listen(self) -> None:
         self.turns += 1
-        turn = _Turn(turn_id=f"t{int(time.time())}-{self.turns}", started=time.monotonic())
-        self._drain_mic()
+        turn = _Turn(turn_id=f"t{int(time.time())}-{self.turns}-{self._run_tag}", started=time.monotonic())
+        if self._audio_failed:
+            self._recover_audio()
+        try:
+            self._drain_mic()
+        except AudioDeviceError as exc:
+            _LOG.error("[%s] microphone failed: %s; reopening it", turn.turn_id, exc)
+            self._recover_audio()
         self._set(State.LISTENING)
         self._earcon(earcons.listen_start())
         turn.thread = threading.Thread(target=self._work, args=(turn,), name=f"turn-{turn.turn_id}", daemon=True)
@@ -244,7 +261,7 @@ class Appliance:
         except AudioDeviceError as exc:
             turn.error = str(exc)
             _LOG.error("[%s] sound device failed: %s; reopening it", turn.turn_id, exc)
-            self._recover_mic()
+            self._recover_audio()
             self._fail(turn)
         except AssistantError as exc:
             turn.error = str(exc)
@@ -266,16 +283,21 @@ class Appliance:
             self.led.set_state(LedState.ERROR)
             self._earcon(earcons.error())
 
-    def _recover_mic(self) -> None:
-        reopen = getattr(self.mic, "reopen", None)
-        try:
-            if reopen is not None:
-                reopen()
-            else:
-                self.mic.close()
-                self.mic.open()
-        except AssistantError as exc:
-            _LOG.error("microphone still unavailable: %s (will retry at the next press)", exc)
+    def _recover_audio(self) -> None:
+        """Reopen the microphone and the speaker (a failed stream stays failed until reopened); what
+        cannot be reopened yet is tried again at the next press."""
+        self._audio_failed = False
+        for name, device in (("microphone", self.mic), ("speaker", self.speaker)):
+            reopen = getattr(device, "reopen", None)
+            try:
+                if reopen is not None:
+                    reopen()
+                elif device is self.mic:
+                    self.mic.close()
+                    self.mic.open()
+            except AssistantError as exc:
+                self._audio_failed = True
+                _LOG.error("%s still unavailable: %s (will retry at the next press)", name, exc)
 
     def _reap(self) -> None:
         turn = self._turn

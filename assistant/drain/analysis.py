@@ -15,8 +15,8 @@ _LOG = logging.getLogger(__name__)
 
 REFERENCE_PACK_WH = 19.24
 """The reference pack: 2x 18650, 3.7 V x 2.6 Ah in series (hardware.md section 1.9)."""
-FULL_DRAIN_SHARE = 0.9
-"""A tier whose turns drew at least this share of the usable pack counts as measured over a full drain."""
+FULL_FROM_SOC = 95.0
+"""A run that began at this state of charge or above and reached its cut-off on one tier drained a full pack (%)."""
 LATENCIES = ("asr_final_s", "first_token_s", "first_audio_s", "total_s")
 
 
@@ -35,16 +35,15 @@ class TierRow:
     pack_j: float
     """Pack energy drawn while this tier was the current one (J), loading and pauses included."""
     pack_share: float
-    """``pack_j`` over the pack's usable energy: how much of a charge the tier's figures rest on."""
+    """``pack_j`` over the pack's nominal energy: how much of a charge the tier's figures rest on."""
     soc_from: float | None
+    """Highest state of charge at the start of one of the tier's turns (%)."""
     soc_to: float | None
+    """Lowest state of charge at the end of one of the tier's turns (%)."""
+    full_drain: bool
+    """The tier was the only one of a run that began on a full pack (>= ``FULL_FROM_SOC``) and reached its cut-off."""
     latency: dict[str, tuple[float | None, float | None]]
     """p50 and p95 (s) of each of ``LATENCIES``."""
-
-    @property
-    def full_drain(self) -> bool:
-        """The tier's figures rest on (nearly) a whole charge."""
-        return self.pack_share >= FULL_DRAIN_SHARE
 
 
 @dataclass
@@ -59,6 +58,8 @@ class RunData:
     rows: list[TierRow]
     usable_j: float
     """Usable energy of the run's pack (J)."""
+    nominal_j: float
+    """Nominal energy of the run's pack (J)."""
     ref_usable_j: float
     """Usable energy of the reference pack at the run's usable fraction (J)."""
     simulated: bool
@@ -96,12 +97,18 @@ class RunData:
 
     @property
     def pack_share(self) -> float:
-        return self.pack_drawn_j / self.usable_j if self.usable_j else 0.0
+        """Energy drawn over the pack's nominal energy."""
+        return self.pack_drawn_j / self.nominal_j if self.nominal_j else 0.0
+
+    @property
+    def real_rate_j(self) -> float:
+        """The pack energy of the run at the real rate: drawn energy over the simulation's time scale (J)."""
+        return self.pack_drawn_j / self.time_scale
 
     @property
     def words_per_charge_whole(self) -> float | None:
         """Words per usable charge at the whole run's rate (model loads and pauses between turns included)."""
-        return self.words / self.pack_drawn_j * self.usable_j * 1.0 if self.pack_drawn_j else None
+        return self.words / self.real_rate_j * self.usable_j if self.pack_drawn_j else None
 
 
 def model_label(path_or_name: str | None) -> str:
@@ -152,8 +159,13 @@ def load_run(root: Path) -> RunData:
     simulated = bool(pack.get("simulated"))
     scale = float(pack.get("time_scale") or 1.0) if simulated else 1.0
     usable_j = float(pack.get("usable_j") or 0.0)
+    nominal_j = float(pack.get("capacity_wh") or 0.0) * 3600.0
+    first_soc = samples[0].get("soc_pct") if samples else None
+    start_soc = pack.get("start_soc_pct") if simulated else first_soc  # the simulated pack's SoC before loading
     ref_usable_j = REFERENCE_PACK_WH * 3600.0 * float(pack.get("usable_fraction") or 0.85)
     stats = summarize(scan.records, usable_energy_j=usable_j or None)
+    whole = bool(isinstance(start_soc, (int, float)) and start_soc >= FULL_FROM_SOC
+                 and state.get("status") == "finished" and len(stats) == 1)
     by_tier = _pack_energy_by_tier(samples, simulated, scale)
     models = meta.get("models") or {}
     rows: list[TierRow] = []
@@ -168,8 +180,10 @@ def load_run(root: Path) -> RunData:
         model = model_label((models.get(name) or {}).get("model") or first.get("model")) if kind == "llm" else "fixed phrases"
         rows.append(TierRow(tier=name, kind=kind, quant=str(first.get("quant") or "-"), model=model, stats=st,
                             wbl_ref=wbl_ref, pack_j=by_tier.get(name, 0.0),
-                            pack_share=by_tier.get(name, 0.0) / usable_j if usable_j else 0.0,
-                            soc_from=max(socs) if socs else None, soc_to=min(ends) if ends else None, latency=lat))
+                            pack_share=by_tier.get(name, 0.0) / nominal_j if nominal_j else 0.0,
+                            soc_from=float(start_soc) if whole and start_soc is not None else max(socs) if socs else None,
+                            soc_to=min(ends) if ends else None, full_drain=whole,
+                            latency=lat))
     if samples and simulated and samples[-1].get("pack_drawn_j") is not None:
         pack_drawn = float(samples[-1]["pack_drawn_j"])
     else:
@@ -182,7 +196,7 @@ def load_run(root: Path) -> RunData:
             e, n = word_errors(str(d["reference"]), str(d.get("heard") or ""))
             errs, refs = errs + e, refs + n
     return RunData(root=root, meta=meta, state=state, records=scan.records, samples=samples, rows=rows,
-                   usable_j=usable_j, ref_usable_j=ref_usable_j, simulated=simulated, time_scale=scale,
+                   usable_j=usable_j, nominal_j=nominal_j, ref_usable_j=ref_usable_j, simulated=simulated, time_scale=scale,
                    pack_drawn_j=pack_drawn, meter_j=float(samples[-1].get("e_j") or 0.0) if samples else 0.0,
                    torn_lines=scan.torn_lines, bad_lines=scan.bad_lines, sample_torn=sample_torn,
                    segments=list(state.get("segments") or []), asr_wer=errs / refs if refs else None)

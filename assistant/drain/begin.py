@@ -14,9 +14,10 @@ from assistant.drain.corpus import AudioFeed, Corpus, load_corpus
 from assistant.drain.facts import HASH_CACHE, HashCache, effective_config, machine_facts, model_hashes
 from assistant.drain.options import DrainOptions, DrainResult, Progress
 from assistant.drain.run import DrainLoop, Offsets, run_root
-from assistant.drain.runlog import DrainError, RunFiles, read_json, read_samples, scan_turns, write_json_atomic
+from assistant.drain.runlog import (DrainError, RunFiles, TurnScan, read_json, read_samples, scan_turns,
+                                    write_json_atomic)
 from assistant.drain.state import RunState, new_state, now_iso
-from assistant.errors import ConfigError
+from assistant.errors import AssistantError, ConfigError
 from assistant.power.gauges import Gauge, SimulatedPack, open_gauge
 from assistant.session import Session, ladder_for
 from assistant.speech.engines import open_synthesizer, voice_path
@@ -107,16 +108,22 @@ def _open(cfg: AssistantConfig, opts: DrainOptions, files: RunFiles, gauge: Gaug
         raise
 
 
+def _feed(cfg: AssistantConfig, session: Session, corpus: Corpus) -> AudioFeed:
+    rate = session.transcriber.rate if session.transcriber is not None else cfg.asr.rate
+    return AudioFeed(corpus, rate=rate, chunk_s=cfg.mic.block_ms / 1000)
+
+
 def _drive(cfg: AssistantConfig, loop: DrainLoop, session: Session, hashes: HashCache) -> DrainResult:
+    """Run the loop with the run marked active; the mark stays only where a restart should carry on."""
     _set_active(cfg, loop.files.root)
     try:
         result = loop.run()
-    except BaseException:
+    except AssistantError:
+        _set_active(cfg, None)  # a bad model or config would fail again on every restart
+        raise
+    finally:
         session.close()
         hashes.save()
-        raise
-    session.close()
-    hashes.save()
     if result.status in ("finished", "stopped"):
         _set_active(cfg, None)
     return result
@@ -163,9 +170,7 @@ def start_run(
         if not isinstance(session.gauge, SimulatedPack) and reading is not None and (reading.soc_pct or 0) < 99:
             _LOG.warning("the run does not start from a full charge (SoC %s %%): words per charge will be an "
                          "extrapolation", reading.soc_pct)
-        feed = AudioFeed(corpus, rate=session.transcriber.rate if session.transcriber else cfg.asr.rate,
-                         chunk_s=cfg.mic.block_ms / 1000)
-        loop = DrainLoop(cfg, opts, files, session, feed, state, run_id=run_id, until_pct=until,
+        loop = DrainLoop(cfg, opts, files, session, _feed(cfg, session, corpus), state, run_id=run_id, until_pct=until,
                          offsets=Offsets(), segment=0, progress=progress)
     except BaseException:
         session.close()
@@ -173,19 +178,41 @@ def start_run(
     return _drive(cfg, loop, session, hashes)
 
 
-def _where_it_stopped(files: RunFiles, state: dict[str, Any] | None) -> dict[str, Any]:
-    """The latest of state.json and the last battery sample: running time, energy and pack."""
+def _offsets(files: RunFiles, saved: dict[str, Any] | None, scan: TurnScan,
+             capacity_wh: float) -> tuple[Offsets, dict[str, Any] | None]:
+    """Where earlier segments left the clock, the energy and the pack: the latest of state.json, the last
+    battery sample and (simulated pack) the last logged turn."""
     samples, _, _ = read_samples(files.battery)
     last = samples[-1] if samples else None
-    if state is not None and (last is None or float(state.get("t_s") or 0) >= float(last.get("t_s") or 0)):
-        return {"t_s": state.get("t_s") or 0.0, "e_j": state.get("e_j") or 0.0, "pack": state.get("pack")}
-    if last is None:
-        return {"t_s": 0.0, "e_j": 0.0, "pack": None}
-    pack = None
-    if last.get("pack_soc_pct") is not None:
-        pack = {"kind": "simulated", "soc_pct": last["pack_soc_pct"], "drawn_j": last.get("pack_drawn_j") or 0.0,
-                "sim_time_s": last.get("pack_sim_s") or 0.0}
-    return {"t_s": last.get("t_s") or 0.0, "e_j": last.get("e_j") or 0.0, "pack": pack}
+    pack: dict[str, Any] | None
+    if saved is not None and (last is None or float(saved.get("t_s") or 0) >= float(last.get("t_s") or 0)):
+        t_s, e_j, pack = float(saved.get("t_s") or 0.0), float(saved.get("e_j") or 0.0), saved.get("pack")
+    elif last is not None:
+        t_s, e_j, pack = float(last.get("t_s") or 0.0), float(last.get("e_j") or 0.0), None
+        if last.get("pack_soc_pct") is not None:
+            pack = {"kind": "simulated", "soc_pct": last["pack_soc_pct"], "drawn_j": last.get("pack_drawn_j") or 0.0,
+                    "sim_time_s": last.get("pack_sim_s") or 0.0}
+    else:
+        return Offsets(), None
+    if not isinstance(pack, dict) or pack.get("kind") != "simulated":
+        return Offsets(t_s=t_s, e_j=e_j), pack if isinstance(pack, dict) else None
+    if scan.records:
+        pack = _catch_up(pack, scan.records[-1], capacity_wh)
+    return Offsets(t_s=t_s, e_j=e_j, pack_drawn_j=float(pack.get("drawn_j") or 0.0),
+                   pack_sim_s=float(pack.get("sim_time_s") or 0.0)), pack
+
+
+def _catch_up(pack: dict[str, Any], last_turn: dict[str, Any], capacity_wh: float) -> dict[str, Any]:
+    """The simulated pack as the last logged turn left it, when that turn ended after the last saved sample.
+
+    A simulated pack only discharges, so the lower state of charge is the later one; the energy
+    drawn in between (SoC step x capacity) is added, so none is lost across the crash.
+    """
+    after = (last_turn.get("battery_after") or {}).get("soc_pct")
+    if not isinstance(after, (int, float)) or after >= float(pack["soc_pct"]):
+        return pack
+    extra_j = (float(pack["soc_pct"]) - after) / 100.0 * capacity_wh * 3600.0
+    return dict(pack, soc_pct=float(after), drawn_j=float(pack.get("drawn_j") or 0.0) + extra_j)
 
 
 def resume_run(
@@ -196,7 +223,12 @@ def resume_run(
     gauge: Gauge | None = None,
     progress: Callable[[Progress], None] | None = None,
 ) -> DrainResult:
-    """Carry on a run after a crash, kill or power cut: no turn counted twice, none lost, torn lines skipped."""
+    """Carry on a run after a crash, kill or power cut: no turn counted twice, none lost, torn lines skipped.
+
+    The turn log is the record of truth: the next turn is the one after the last logged sequence
+    number (a turn cut short by the crash runs again under its own id). The simulated pack restarts
+    at the state of charge it had reached, with the energy drawn so far carried over.
+    """
     files = RunFiles(run_dir)
     meta = files.load_meta()
     run_id = str(meta["run_id"])
@@ -212,8 +244,7 @@ def resume_run(
         _LOG.warning("%s: a torn last line (cut by the crash) is skipped; that turn runs again", files.turns)
     if scan.duplicates or scan.missing:
         _LOG.warning("%s: duplicate turns %s and missing turns %s (ignored)", files.turns, scan.duplicates, scan.missing)
-    where = _where_it_stopped(files, saved)
-    pack = where["pack"] if isinstance(where.get("pack"), dict) else None
+    offsets, pack = _offsets(files, saved, scan, float((meta.get("pack") or {}).get("capacity_wh") or 0.0))
     sim_soc = float(pack["soc_pct"]) if pack is not None and pack.get("kind") == "simulated" else None
     hashes = HashCache(cfg.paths.state_dir.expanduser() / HASH_CACHE)
     corpus = _corpus(cfg, opts, hashes)
@@ -223,29 +254,23 @@ def resume_run(
     cfg = _effective(cfg, opts, sim_soc)
     session = _open(cfg, opts, files, gauge)
     try:
-        base = new_state(run_id)  # the counters are rebuilt from the turn log, the record of truth
-        base["segments"] = list((saved or {}).get("segments") or [])
-        state = RunState(files, base)
+        state = RunState(files, new_state(run_id))  # counters rebuilt from the turn log
         for record in scan.records:
             state.add_turn(record, int(record["seq"]))
-        segments = list(base.get("segments") or [])
+        segments = list((saved or {}).get("segments") or [])
         segments.append({"started": now_iso(), "from_seq": scan.next_seq, "torn_lines": scan.torn_lines,
                          "bad_lines": scan.bad_lines, "duplicates": scan.duplicates, "missing": scan.missing,
-                         "t_s": where["t_s"], "e_j": where["e_j"], "soc_pct": pack.get("soc_pct") if pack else None})
-        state.update(segments=segments, next_seq=scan.next_seq, t_s=where["t_s"], e_j=where["e_j"], pack=pack)
-        if sim_soc is not None:
-            _LOG.info("simulated pack resumes at SoC %.2f %% with %.1f J drawn", sim_soc, pack.get("drawn_j", 0.0))
+                         "t_s": offsets.t_s, "e_j": offsets.e_j, "soc_pct": (pack or {}).get("soc_pct")})
+        state.update(segments=segments, next_seq=scan.next_seq, t_s=offsets.t_s, e_j=offsets.e_j, pack=pack)
+        _LOG.info("run %s resumes at turn %d, SoC %s %%, %.1f J drawn", run_id, scan.next_seq,
+                  (pack or {}).get("soc_pct"), offsets.pack_drawn_j or offsets.e_j)
         for name, info in model_hashes(session.tiers, hashes).items():
-            was = (meta.get("models") or {}).get(name, {}).get("sha256")
+            was = ((meta.get("models") or {}).get(name) or {}).get("sha256")
             if was is not None and info.get("sha256") != was:
                 _LOG.warning("tier %s: model %s changed since the run began", name, info.get("model"))
-        offsets = Offsets(t_s=float(where["t_s"]), e_j=float(where["e_j"]),
-                          pack_drawn_j=float(pack.get("drawn_j") or 0.0) if sim_soc is not None and pack else 0.0,
-                          pack_sim_s=float(pack.get("sim_time_s") or 0.0) if sim_soc is not None and pack else 0.0)
-        feed = AudioFeed(corpus, rate=session.transcriber.rate if session.transcriber else cfg.asr.rate,
-                         chunk_s=cfg.mic.block_ms / 1000)
-        until = float(meta.get("until_pct") if meta.get("until_pct") is not None else session.tiers.shutdown_soc_pct)
-        loop = DrainLoop(cfg, opts, files, session, feed, state, run_id=run_id, until_pct=until,
+        until = meta.get("until_pct")
+        loop = DrainLoop(cfg, opts, files, session, _feed(cfg, session, corpus), state, run_id=run_id,
+                         until_pct=float(until) if until is not None else session.tiers.shutdown_soc_pct,
                          offsets=offsets, segment=len(segments) - 1, progress=progress)
     except BaseException:
         session.close()

@@ -196,7 +196,7 @@ class DrainLoop:
         try:
             status, reason = self._turns()
         except KeyboardInterrupt:
-            status, reason = "interrupted", "interrupted (Ctrl-C); resume with --resume"
+            status, reason = "interrupted", "interrupted (Ctrl-C or SIGTERM); resume with --resume"
         except AssistantError as exc:
             reason = f"{type(exc).__name__}: {exc}"
             raise
@@ -227,7 +227,7 @@ class DrainLoop:
             entry = self.one_turn(seq)
             self.state.add_turn(entry, seq)
             self.state.update(tier=entry.get("tier"))
-            self.state.save()
+            self.sampler.sample_now()  # a sample at every turn's end: the pack's state is never older than a turn
             self._report(self.session.reading())
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant.errors import AssistantError
+from assistant.errors import DrainError
 from assistant.power.turnlog import read_log
 
 _LOG = logging.getLogger(__name__)
@@ -22,12 +22,6 @@ BATTERY = "battery.jsonl"
 DIALOGUE = "dialogue.jsonl"
 SEQ_SEP = "#"
 """Turn ids are ``<run id>#<sequence number>``, so a turn logged twice is recognisable."""
-
-
-class DrainError(AssistantError):
-    """A drain run cannot start, resume or be reported (missing or foreign run directory, finished run)."""
-
-    exit_code = 10
 
 
 def turn_id(run_id: str, seq: int) -> str:

@@ -105,7 +105,7 @@ def _file_type_name(value: Any) -> str | None:
         return f"unknown({value})"
 
 
-_CACHE: dict[tuple[str, int, int, int], GgufInfo] = {}
+_CACHE: dict[tuple[int, int, int, int], GgufInfo] = {}
 _CACHE_SIZE = 32
 
 
@@ -113,7 +113,8 @@ def read_gguf_info(path: Path) -> GgufInfo:
     """Read ``path``'s header and tensor table; ModelError for a truncated or non-GGUF file.
 
     Parsing the tokenizer arrays takes about 2 s for a small model, so results are remembered
-    per (path, inode, size, modification time) for the life of the process.
+    per (device, inode, size, modification time) for the life of the process: a file moved into
+    place after it was checked is not parsed again.
     """
     if not path.exists():
         raise ModelNotFound(f"GGUF file {path} does not exist")
@@ -121,7 +122,7 @@ def read_gguf_info(path: Path) -> GgufInfo:
         st = path.stat()
     except OSError as exc:
         raise ModelError(f"cannot read {path}: {exc}") from exc
-    key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)  # a renamed file is the same file
     cached = _CACHE.get(key)
     if cached is not None:
         return cached if cached.path == path else replace(cached, path=path)

@@ -1,128 +1,84 @@
-"""Install catalogued models: download or take a local zip, verify it, unpack it atomically, record it."""
+"""Install catalogued models: download (resumably) or take local files, verify, check, place atomically, record."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
-import http.client
-import json
 import logging
 import os
 import shutil
 import tempfile
-import urllib.error
-import urllib.request
-import zipfile
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO
 
-from assistant.errors import InstallError, ModelNotFound
-from assistant.models.catalogue import (
-    CatalogueEntry,
-    VerifyReport,
-    embedded_files,
-    embedded_path,
-    file_sha256,
-    load_catalogue,
-    verify_embedded,
+from assistant.errors import InstallError
+from assistant.models.catalogue import CatalogueEntry, SourceFile, load_catalogue
+from assistant.models.content import content_problems
+from assistant.models.download import Progress, fetch
+from assistant.models.inventory import list_models, verify
+from assistant.models.manifest import (
+    Download,
+    InstalledModel,
+    ensure_models_dir,
+    install_lock,
+    partial_dir,
+    read_manifest,
+    write_manifest,
 )
+from assistant.models.offer import ladder_room
+from assistant.models.unpack import place, unpack_zip
+
+__all__ = ["InstallResult", "InstalledModel", "install", "list_models", "read_manifest", "verify"]
 
 _LOG = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
-"""The install manifest, directly under the models directory."""
-TIMEOUT_S = 30.0
-"""Network timeout for each read of a download (s)."""
-_CHUNK = 1 << 18
-Progress = Callable[[int, "int | None"], None]
-"""Called as ``progress(bytes_done, bytes_total_or_None)`` while an archive is read."""
+DiskFree = Callable[[Path], int]
+"""Free bytes on the file system holding a path (``shutil.disk_usage(path).free``)."""
+
+
+def disk_free(path: Path) -> int:
+    """Free bytes on the file system that holds ``path``."""
+    return shutil.disk_usage(path).free
+
+
+def _mb(n: int | None) -> str:
+    return "?" if n is None else f"{n / 1e6:.1f} MB"
 
 
 @dataclass(frozen=True)
-class InstalledModel:
-    """One model the installer put in place, as recorded in the manifest."""
+class InstallResult:
+    """What ``install`` did."""
 
-    name: str
-    kind: str
-    path: Path
-    """The model directory (absolute)."""
-    sha256: str
-    """SHA-256 of the archive it was unpacked from (hex)."""
-    size: int
-    """Size of that archive (bytes)."""
-    installed_at: str
-    """When it was installed (ISO 8601, UTC)."""
-    source: str
-    """URL or local file it came from."""
-    language: str | None = None
-    files: dict[str, str] = field(default_factory=dict)
-    """SHA-256 of every unpacked file, by path relative to ``path``; ``verify`` re-hashes them."""
+    model: InstalledModel
+    entry: CatalogueEntry
+    reused: bool
+    """The model was already installed and verified: nothing was fetched or replaced."""
+    fetched_bytes: int
+    """Bytes that came over the network in this run (resumed parts excluded)."""
 
 
-def read_manifest(models_dir: Path) -> dict[str, InstalledModel]:
-    """The installed models by name; an absent manifest is empty, a damaged one an InstallError."""
-    path = models_dir / MANIFEST
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InstallError(f"the install manifest {path} cannot be read ({exc}); move it aside and "
-                           "reinstall the models") from exc
-    try:
-        return {name: InstalledModel(**{**rec, "path": (models_dir / rec["path"]).resolve()})
-                for name, rec in data["models"].items()}
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise InstallError(f"the install manifest {path} is not in the expected format ({exc!r}); "
-                           "move it aside and reinstall the models") from exc
-
-
-def _write_manifest(models_dir: Path, models: dict[str, InstalledModel]) -> None:
-    """Write the manifest atomically (temp file, fsync, rename); paths relative to ``models_dir``."""
-    records = {}
-    for name, m in sorted(models.items()):
-        rec = asdict(m)
-        rec["path"] = os.path.relpath(m.path, models_dir)
-        records[name] = rec
-    text = json.dumps({"version": 1, "models": records}, indent=2, ensure_ascii=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=models_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, models_dir / MANIFEST)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise InstallError(f"cannot write the install manifest in {models_dir}: {exc}") from exc
-
-
-@contextlib.contextmanager
-def _locked(models_dir: Path) -> Iterator[None]:
-    """Hold the models directory's install lock; clear what an interrupted install left behind."""
-    with open(models_dir / ".install.lock", "a+b") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise InstallError(f"another install is running in {models_dir}; wait for it to finish") from exc
-        for stale in models_dir.glob(".tmp-*"):
-            _LOG.info("removing %s left by an interrupted install", stale)
-            shutil.rmtree(stale, ignore_errors=True)
-        yield
+def no_network_hint(entry: CatalogueEntry) -> str:
+    """What to do without network: fetch the files elsewhere and install with ``--from``."""
+    listed = "; ".join(f"{f.url or f.name} ({_mb(f.size)}, SHA-256 {f.sha256 or 'not pinned'})" for f in entry.files)
+    where = f" (see {entry.homepage})" if entry.homepage else ""
+    target = "FILE" if len(entry.files) == 1 else "DIR (a folder holding the files under these names)"
+    return (f"no network? download {listed}{where} on another computer, copy it over and run: "
+            f"assistant models install {entry.name} --from {target}")
 
 
 def install(name: str, *, models_dir: Path, from_file: Path | None = None, progress: Progress | None = None,
-            catalogue: dict[str, CatalogueEntry] | None = None) -> InstalledModel:
-    """Install catalogue entry ``name`` into ``models_dir`` from its URL or from the zip ``from_file``.
+            catalogue: dict[str, CatalogueEntry] | None = None, force: bool = False, with_ladder: bool = True,
+            free: DiskFree = disk_free) -> InstallResult:
+    """Install catalogue entry ``name`` into ``models_dir`` from its pinned URLs or from ``from_file``.
 
-    The archive's size and SHA-256 are checked against the catalogue before anything is unpacked;
-    it is unpacked in a temporary folder under ``models_dir`` and renamed into place only when
-    whole, then the manifest is rewritten atomically. A download that fails the check is deleted.
+    ``from_file`` is the file of a one-file entry, or a folder holding a multi-file entry's files.
+    Free disk space (download, unpacking and, for an LLM with ``with_ladder``, the ladder to be
+    built) is checked before anything starts. Every file's size and SHA-256 are checked against
+    the catalogue, else against the hash the server states, else recorded as trusted on first
+    use. The model is assembled in a hidden folder, checked (Vosk layout, GGUF metadata, Piper
+    voice) and renamed into place; then the manifest is rewritten atomically. A model already
+    installed with the same pins that still verifies is left as it is unless ``force``.
     """
     cat = catalogue if catalogue is not None else load_catalogue()
     entry = cat.get(name)
@@ -130,231 +86,194 @@ def install(name: str, *, models_dir: Path, from_file: Path | None = None, progr
         raise InstallError(f"unknown model '{name}'; known: {', '.join(sorted(cat))}")
     if entry.embedded:
         raise InstallError(f"'{name}' comes inside the package '{entry.package}': nothing to install")
-    assert entry.url is not None and entry.top_dir is not None
-    models_dir = models_dir.expanduser()
-    try:
-        models_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InstallError(f"cannot create the models directory {models_dir}: {exc}") from exc
-    with _locked(models_dir):
+    models_dir = ensure_models_dir(models_dir)
+    with install_lock(models_dir):
+        old = read_manifest(models_dir).get(name)
+        if old is not None and not force and from_file is None and _still_good(entry, old, models_dir, cat):
+            _LOG.info("%s is already installed in %s and verifies; nothing to do", name, old.path)
+            return InstallResult(old, entry, reused=True, fetched_bytes=0)
+        _check_space(entry, models_dir, from_file, with_ladder, free)
         work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=models_dir))
         try:
-            if from_file is not None:
-                archive, source = Path(from_file).expanduser(), str(Path(from_file).expanduser().resolve())
-                digest, size = _hash_local(archive, progress)
-                _check(entry, archive, digest, size, downloaded=False)
-            else:
-                archive, source = work / f"{entry.top_dir}.zip", entry.url
-                digest, size = _download(entry, archive, progress)
-                _check(entry, archive, digest, size, downloaded=True)
-            files = _unpack(entry, archive, work / "unpacked")
-            dest = _place(work / "unpacked" / entry.top_dir, models_dir / entry.top_dir, work)
+            downloads, fetched, pinned = [], 0, set()
+            (work / "incoming").mkdir()
+            for source in entry.files:
+                download, path, got = _obtain(entry, source, models_dir, from_file, progress, work / "incoming")
+                downloads.append((download, path))
+                fetched += got
+                if download.origin == "catalogue":
+                    pinned.add(source.name)
+            try:
+                model_dir, files = _assemble(entry, downloads, work)
+                problems = content_problems(entry, model_dir, pinned=pinned)
+                if problems:
+                    raise InstallError(f"'{name}' is not what the catalogue says ({'; '.join(problems)}); "
+                                       f"{_discard(entry, downloads, local=from_file is not None)}")
+            except InstallError as exc:
+                if "is not what the catalogue says" not in str(exc):
+                    raise InstallError(f"{exc}; {_discard(entry, downloads, local=from_file is not None)}") from exc
+                raise
+            dest = place(model_dir, models_dir / (entry.top_dir or name), work)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        model = InstalledModel(name=name, kind=entry.kind, path=dest.resolve(), sha256=digest, size=size,
-                               installed_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                               source=source, language=entry.language, files=files)
+            _remove_if_empty(partial_dir(models_dir, name))
+        first = downloads[0][0]
+        model = InstalledModel(
+            name=name, kind=entry.kind, path=dest.resolve(), sha256=first.sha256,
+            size=sum(d.size for d, _ in downloads), installed_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            source=first.source, language=entry.language, files=files, downloads=[d for d, _ in downloads])
         models = read_manifest(models_dir)
         models[name] = model
-        _write_manifest(models_dir, models)
-    _LOG.info("installed %s in %s (sha256 %s)", name, dest, digest)
-    return model
+        write_manifest(models_dir, models)
+        shutil.rmtree(partial_dir(models_dir, name), ignore_errors=True)  # stale parts of an earlier attempt
+        _remove_if_empty(partial_dir(models_dir, name))
+    for d in model.downloads:
+        if d.origin == "first-use":
+            _LOG.warning("%s: neither the catalogue nor the server stated a SHA-256 for %s; recorded %s on first use",
+                         name, d.name, d.sha256)
+    _LOG.info("installed %s in %s", name, dest)
+    return InstallResult(model, entry, reused=False, fetched_bytes=fetched)
 
 
-def _copy(src: IO[bytes], out: IO[bytes] | None, total: int | None, progress: Progress | None) -> tuple[str, int]:
-    """Read ``src`` to its end (writing to ``out`` if given); returns its SHA-256 and length."""
-    h, done = hashlib.sha256(), 0
-    while block := src.read(_CHUNK):
-        if out is not None:
-            out.write(block)
-        h.update(block)
-        done += len(block)
-        if progress:
-            progress(done, total)
-    return h.hexdigest(), done
+def _discard(entry: CatalogueEntry, downloads: list[tuple[Download, Path]], *, local: bool) -> str:
+    """After a failed unpack or check: what happens to the files, said in words for the error message.
 
-
-def _hash_local(archive: Path, progress: Progress | None) -> tuple[str, int]:
-    if not archive.is_file():
-        raise InstallError(f"{archive} does not exist or is not a file")
-    try:
-        with archive.open("rb") as f:
-            return _copy(f, None, archive.stat().st_size, progress)
-    except OSError as exc:
-        raise InstallError(f"cannot read {archive}: {exc}") from exc
-
-
-def _download(entry: CatalogueEntry, dest: Path, progress: Progress | None) -> tuple[str, int]:
-    """Fetch ``entry.url`` to ``dest`` while hashing it; network trouble becomes an InstallError."""
-    assert entry.url is not None
-    hint = (f"no network? download {entry.url} on another computer and run: "
-            f"assistant models install {entry.name} --from FILE")
-    try:
-        with urllib.request.urlopen(entry.url, timeout=TIMEOUT_S) as resp, dest.open("wb") as out:
-            length = resp.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else entry.size
-            return _copy(resp, out, total, progress)
-    except urllib.error.HTTPError as exc:
-        raise InstallError(f"cannot download {entry.url}: HTTP {exc.code} {exc.reason}; {hint}") from exc
-    except urllib.error.URLError as exc:
-        raise InstallError(f"cannot download {entry.url}: {exc.reason}; {hint}") from exc
-    except (OSError, http.client.HTTPException, ValueError) as exc:
-        raise InstallError(f"download of {entry.url} failed: {exc}; {hint}") from exc
-
-
-def _check(entry: CatalogueEntry, archive: Path, digest: str, size: int, *, downloaded: bool) -> None:
-    """Compare size and SHA-256 with the catalogue; a bad download is deleted, a user's file is kept."""
-    problem = None
-    if entry.size is not None and size != entry.size:
-        problem = f"is {size} bytes, expected {entry.size}"
-    elif entry.sha256 is not None and digest != entry.sha256:
-        problem = f"has SHA-256 {digest}, expected {entry.sha256}"
-    if problem is None:
-        if entry.sha256 is None:
-            _LOG.warning("%s has no pinned SHA-256 in the catalogue; recording %s from this archive",
-                         entry.name, digest)
-        return
-    if downloaded:
-        archive.unlink(missing_ok=True)
-        raise InstallError(f"the download of {entry.url} {problem}; it was deleted: try again, or use --from FILE")
-    raise InstallError(f"{archive} {problem}: it is not the archive of '{entry.name}' (left untouched)")
-
-
-def _unpack(entry: CatalogueEntry, archive: Path, dest: Path) -> dict[str, str]:
-    """Unpack the zip into ``dest`` (checked: one top folder, no escaping paths, room on disk)."""
-    assert entry.top_dir is not None
-    files: dict[str, str] = {}
-    top = entry.top_dir + "/"
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            infos = zf.infolist()
-            for info in infos:
-                parts = info.filename.split("/")
-                if not info.filename.startswith(top) or ".." in parts or info.filename.startswith("/"):
-                    raise InstallError(f"{archive}: unexpected entry {info.filename!r}: every file must be "
-                                       f"under {top}")
-                if (info.external_attr >> 16) & 0o170000 == 0o120000:
-                    raise InstallError(f"{archive}: refusing the symbolic link {info.filename!r}")
-            need = sum(i.file_size for i in infos)
-            free = shutil.disk_usage(dest.parent).free
-            if need > free:
-                raise InstallError(f"not enough disk space in {dest.parent}: {need} bytes needed, {free} free")
-            for info in infos:
-                target = dest / info.filename
-                if info.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, target.open("wb") as out:
-                    files[info.filename[len(top):]] = _copy(src, out, None, None)[0]
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
-        raise InstallError(f"{archive} is not a valid zip archive: {exc}") from exc
-    except OSError as exc:
-        raise InstallError(f"cannot unpack {archive} into {dest}: {exc}") from exc
-    model_dir = dest / entry.top_dir
-    if not model_dir.is_dir():
-        raise InstallError(f"{archive} does not contain the folder {entry.top_dir}/")
-    if entry.kind == "vosk":
-        from assistant.speech.vosk_asr import model_problems
-
-        problems = model_problems(model_dir)
-        if problems:
-            raise InstallError(f"{archive} does not hold a usable Vosk model: {'; '.join(problems)}")
-    return files
-
-
-def _place(new: Path, dest: Path, work: Path) -> Path:
-    """Rename ``new`` to ``dest``; an older copy is moved aside first and deleted after."""
-    old = work / "previous"
-    try:
-        if dest.exists():
-            os.rename(dest, old)
-        try:
-            os.rename(new, dest)
-        except OSError:
-            if old.exists():
-                os.rename(old, dest)
-            raise
-    except OSError as exc:
-        raise InstallError(f"cannot put the model in place at {dest}: {exc}") from exc
-    return dest
-
-
-def verify(name: str, *, models_dir: Path, catalogue: dict[str, CatalogueEntry] | None = None) -> VerifyReport:
-    """Re-hash a model's files: an installed one against its manifest, an embedded one against its package.
-
-    An installed model's archive is not kept, so its own hash cannot be recomputed: what is checked
-    is that the archive hash recorded at install is the one the catalogue pins, and that every
-    unpacked file still has the hash it had when it was unpacked (and, for Vosk, the model layout).
+    A person's own file is never touched. A downloaded archive whose hash was vouched for is the
+    published file, so it is kept for the next attempt (the failure may be a full disk); anything
+    else is deleted.
     """
-    cat = catalogue if catalogue is not None else load_catalogue()
-    models_dir = models_dir.expanduser()
-    entry = cat.get(name)
-    record = read_manifest(models_dir).get(name)
-    if entry is not None and entry.embedded:
-        return verify_embedded(entry)
-    if record is None:
-        known = "" if entry is not None else f" (not in the catalogue either; known: {', '.join(sorted(cat))})"
-        raise ModelNotFound(f"model '{name}' is not installed in {models_dir}{known}; "
-                            f"run: assistant models install {name}")
-    problems: list[str] = []
-    if entry is not None and entry.sha256 is not None and record.sha256 != entry.sha256:
-        problems.append(f"installed from an archive with SHA-256 {record.sha256}, the catalogue pins {entry.sha256}")
-    if not record.path.is_dir():
-        return VerifyReport(name, record.path, 0, (*problems, f"{record.path} is missing"))
-    checked = 0
-    for rel, digest in sorted(record.files.items()):
-        path = record.path / rel
-        if not path.is_file():
-            problems.append(f"missing {rel}")
+    if local:
+        return "your file was left untouched"
+    if entry.is_zip and all(d.origin != "first-use" for d, _ in downloads):
+        return "the download matched its published hash and is kept for the next attempt"
+    for _, path in downloads:
+        path.unlink(missing_ok=True)
+    return "the download was removed"
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """Drop an empty ``.partial/NAME`` folder (and ``.partial`` itself when that empties too)."""
+    for path in (folder, folder.parent):
+        try:
+            path.rmdir()
+        except FileNotFoundError:
             continue
-        checked += 1
-        if file_sha256(path) != digest:
-            problems.append(f"{rel} has changed since it was installed")
-    if record.kind == "vosk":
-        from assistant.speech.vosk_asr import model_problems
-
-        problems += [p for p in model_problems(record.path) if p.removeprefix("missing ") not in record.files]
-    return VerifyReport(name, record.path, checked, tuple(problems))
+        except OSError:
+            return
 
 
-@dataclass(frozen=True)
-class ModelListing:
-    """One line of ``assistant models list``."""
-
-    name: str
-    kind: str
-    status: str
-    """``embedded``, ``installed``, ``not installed`` or ``missing`` (embedded package absent)."""
-    path: Path | None
-    size: int | None
-    """Installed: archive bytes; embedded: bytes of its files."""
-    sha256: str | None
-    """Installed: archive SHA-256; embedded single file: its SHA-256 from the package RECORD."""
-    licence: str
-    description: str
+def _still_good(entry: CatalogueEntry, old: InstalledModel, models_dir: Path, cat: dict[str, CatalogueEntry]) -> bool:
+    pins = {f.name: f.sha256 for f in entry.files}
+    recorded = {d.name: d.sha256 for d in old.downloads}
+    if set(pins) != set(recorded) or any(p is not None and p != recorded[n] for n, p in pins.items()):
+        return False
+    return verify(entry.name, models_dir=models_dir, catalogue=cat).ok
 
 
-def list_models(*, models_dir: Path, catalogue: dict[str, CatalogueEntry] | None = None) -> list[ModelListing]:
-    """Every catalogued model (embedded, installed or not) plus installed ones the catalogue lacks."""
-    cat = catalogue if catalogue is not None else load_catalogue()
-    records = read_manifest(models_dir.expanduser())
-    out: list[ModelListing] = []
-    for name, e in cat.items():
-        if e.embedded:
-            try:
-                files = embedded_files(e)
-                out.append(ModelListing(name, e.kind, "embedded", embedded_path(e),
-                                        sum(f.size or 0 for f in files),
-                                        files[0].sha256 if len(files) == 1 else None, e.licence, e.description))
-            except ModelNotFound:
-                out.append(ModelListing(name, e.kind, "missing", None, None, None, e.licence, e.description))
-        elif name in records:
-            r = records[name]
-            out.append(ModelListing(name, e.kind, "installed", r.path, r.size, r.sha256, e.licence, e.description))
-        else:
-            out.append(ModelListing(name, e.kind, "not installed", None, e.size, e.sha256, e.licence, e.description))
-    for name, r in records.items():
-        if name not in cat:
-            out.append(ModelListing(name, r.kind, "installed", r.path, r.size, r.sha256, "?", "not in the catalogue"))
-    return out
+def _check_space(entry: CatalogueEntry, models_dir: Path, from_file: Path | None, with_ladder: bool,
+                 free: DiskFree) -> None:
+    """Refuse to start when the download, its unpacking and the ladder to build cannot fit."""
+    parts: list[str] = []
+    need = 0
+    download = 0
+    for f in entry.files:
+        if f.size is None:
+            continue
+        if from_file is None:
+            part = partial_dir(models_dir, entry.name) / f"{f.name}.part"
+            download += max(0, f.size - (part.stat().st_size if part.exists() else 0))
+        elif not entry.is_zip:
+            download += f.size  # a local file is copied in
+    if download:
+        need += download
+        parts.append(f"{'copy' if from_file is not None else 'download'} {_mb(download)}")
+    if entry.is_zip and entry.files[0].size is not None:
+        unpack = entry.unpacked_size or 2 * entry.files[0].size
+        need += unpack
+        parts.append(f"unpacking {_mb(unpack)}")
+    if with_ladder and entry.kind == "llm":
+        ladder = ladder_room(entry)
+        if ladder:
+            need += ladder
+            parts.append(f"quantization ladder {_mb(ladder)}")
+    available = free(models_dir)
+    if need > available:
+        raise InstallError(f"not enough disk space in {models_dir} for '{entry.name}': {_mb(need)} needed "
+                           f"({', '.join(parts)}), {_mb(available)} free; free some space or install elsewhere "
+                           "with --dir DIR")
+
+
+def _expected(source: SourceFile, size: int, digest: str, stated: str | None) -> tuple[str, str | None]:
+    """(origin of the hash checked, problem or None) for a file of ``size`` bytes hashing to ``digest``."""
+    if source.size is not None and size != source.size:
+        return "catalogue", f"is {size} bytes, the catalogue says {source.size}"
+    if source.sha256 is not None:
+        return "catalogue", None if digest == source.sha256 else f"has SHA-256 {digest}, the catalogue pins {source.sha256}"
+    if stated is not None:
+        return "server", None if digest == stated else f"has SHA-256 {digest}, the server states {stated}"
+    return "first-use", None
+
+
+def _obtain(entry: CatalogueEntry, source: SourceFile, models_dir: Path, from_file: Path | None,
+            progress: Progress | None, stage: Path) -> tuple[Download, Path, int]:
+    """One file, fetched or local, checked; returns its record, where it is now, and the bytes fetched.
+
+    A local file is copied into ``stage`` while it is hashed (a zip is only read), so what is
+    checked is exactly what gets installed and the person's file is never moved or linked.
+    """
+    if from_file is not None:
+        local = Path(from_file).expanduser()
+        local = local / source.name if local.is_dir() else local
+        if not local.is_file():
+            raise InstallError(f"{local} does not exist or is not a file")
+        copy = None if entry.is_zip else stage / source.name
+        try:
+            size, digest = _read_local(local, copy, progress)
+        except OSError as exc:
+            raise InstallError(f"cannot read {local} into {stage}: {exc}") from exc
+        origin, problem = _expected(source, size, digest, None)
+        if problem:
+            raise InstallError(f"{local} {problem}: it is not the {source.name} of '{entry.name}' (left untouched)")
+        return Download(source.name, str(local.resolve()), size, digest, origin), copy or local, 0
+    if source.url is None:
+        raise InstallError(f"the catalogue has no pinned download URL for {source.name} of '{entry.name}'; "
+                           f"{no_network_hint(entry)}")
+    part = partial_dir(models_dir, entry.name) / f"{source.name}.part"
+    got = fetch(source.url, part, expected_size=source.size, hint=no_network_hint(entry), progress=progress)
+    origin, problem = _expected(source, got.size, got.sha256, got.server_sha256)
+    if problem:
+        part.unlink(missing_ok=True)
+        raise InstallError(f"the download of {source.url} {problem}; the bad file was removed: try again, or "
+                           "fetch it by hand and use --from FILE")
+    return Download(source.name, source.url, got.size, got.sha256, origin), part, got.size - got.resumed_from
+
+
+def _read_local(path: Path, copy: Path | None, progress: Progress | None) -> tuple[int, str]:
+    """Hash ``path`` (copying it to ``copy`` on the way when given); returns its size and SHA-256."""
+    h, done, total = hashlib.sha256(), 0, path.stat().st_size
+    with path.open("rb") as f, (copy.open("wb") if copy is not None else open(os.devnull, "wb")) as out:
+        while block := f.read(1 << 20):
+            out.write(block)
+            h.update(block)
+            done += len(block)
+            if progress:
+                progress(done, total)
+    return done, h.hexdigest()
+
+
+def _assemble(entry: CatalogueEntry, downloads: list[tuple[Download, Path]], work: Path) -> tuple[Path, dict[str, str]]:
+    """Build the model folder inside ``work``: unpack the zip, or move the checked files in."""
+    top = entry.top_dir or entry.name
+    if entry.is_zip:
+        return work / "unpacked" / top, unpack_zip(downloads[0][1], top, work / "unpacked", label=downloads[0][0].name)
+    model_dir = work / top
+    model_dir.mkdir()
+    placed: dict[str, str] = {}
+    for download, path in downloads:
+        target = model_dir / download.name
+        try:
+            os.replace(path, target)
+        except OSError as exc:
+            raise InstallError(f"cannot put {download.name} into {model_dir}: {exc}") from exc
+        placed[download.name] = download.sha256
+    return model_dir, placed

@@ -117,14 +117,21 @@ class TurnLog:
             return False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a+b") as fh:
-                if fh.seek(0, os.SEEK_END) > 0:
+            with self.path.open("a+b", buffering=0) as fh:
+                end = fh.seek(0, os.SEEK_END)
+                if end > 0:
                     fh.seek(-1, os.SEEK_END)
                     if fh.read(1) != b"\n":
                         line = "\n" + line  # close a line torn by an earlier power cut
-                fh.write(line.encode("utf-8"))
-                fh.flush()
-                os.fsync(fh.fileno())
+                data = memoryview(line.encode("utf-8"))
+                try:
+                    while data:
+                        written = fh.write(data)
+                        data = data[written or 0 :]
+                    os.fsync(fh.fileno())
+                except OSError:
+                    os.ftruncate(fh.fileno(), end)  # a record the disk refused leaves no partial line
+                    raise
         except OSError as exc:
             kind = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
             self._failed(kind, f"cannot write turn log {self.path}: {exc}")
@@ -231,6 +238,15 @@ class TierStats:
     errors: int
 
 
+def _is_num(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _count(value: Any) -> int:
+    """A count from a record; anything that is not a number counts as 0 (a hand-edited log stays readable)."""
+    return int(value) if _is_num(value) else 0
+
+
 def _nums(records: list[dict[str, Any]], key: str) -> list[float]:
     return [float(r[key]) for r in records if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)]
 
@@ -245,11 +261,11 @@ def summarize(records: Iterable[dict[str, Any]], *, usable_energy_j: float | Non
         with_e = [r for r in rs if isinstance(r.get("energy_j"), (int, float)) and r["energy_j"] > 0]
         energy = sum(float(r["energy_j"]) for r in with_e)
         usable = usable_energy_j if usable_energy_j is not None else next(
-            (float(r["pack_usable_j"]) for r in reversed(rs) if r.get("pack_usable_j")), None)
-        words = sum(int(r.get("words") or 0) for r in rs)
-        tokens = sum(int(r.get("tokens") or 0) for r in rs)
-        e_words = sum(int(r.get("words") or 0) for r in with_e)
-        e_tokens = sum(int(r.get("tokens") or 0) for r in with_e)
+            (float(r["pack_usable_j"]) for r in reversed(rs) if _is_num(r.get("pack_usable_j"))), None)
+        words = sum(_count(r.get("words")) for r in rs)
+        tokens = sum(_count(r.get("tokens")) for r in rs)
+        e_words = sum(_count(r.get("words")) for r in with_e)
+        e_tokens = sum(_count(r.get("tokens")) for r in with_e)
         tps = _nums(rs, "tps")
         first_audio, total = _nums(rs, "first_audio_s"), _nums(rs, "total_s")
         out[tier] = TierStats(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import logging
 import time
 from collections.abc import Iterator
@@ -46,6 +47,8 @@ class PiperSynthesizer:
             self.rate = int(meta["audio"]["sample_rate"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelError(f"Piper voice config {config_path} is not valid: {exc}") from exc
+        # onnxruntime otherwise records telemetry (device id, OS, CPU, errors) under $HOME for upload.
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
         try:
             import onnxruntime
             from piper import PiperConfig, PiperVoice, SynthesisConfig

@@ -151,7 +151,8 @@ def _to_int16(buf: memoryview, width: int, is_float: bool) -> np.ndarray:
     """Convert little-endian samples of ``width`` bytes to int16 with rounding and clipping."""
     if is_float:
         x = np.frombuffer(buf, dtype="<f4" if width == 4 else "<f8")
-        x = np.nan_to_num(x.astype(np.float64), nan=0.0, posinf=1.0, neginf=-1.0) * 32768.0
+        with np.errstate(over="ignore", invalid="ignore"):
+            x = np.nan_to_num(x.astype(np.float64), nan=0.0, posinf=1.0, neginf=-1.0) * 32768.0
         return np.clip(np.rint(x), -32768, 32767).astype(np.int16)
     if width == 1:
         return ((np.frombuffer(buf, dtype=np.uint8).astype(np.int16) - 128) << 8).astype(np.int16)

@@ -98,7 +98,10 @@ class PiSugarGauge:
         sock = self._connect()
         try:
             sock.sendall(f"get {name}\n".encode())
+            deadline = time.monotonic() + 5 * self.timeout
             while True:
+                if time.monotonic() > deadline:  # a server that only pushes events must not hang the meter
+                    raise TimeoutError(f"no '{name}' reply within {5 * self.timeout:.1f} s")
                 line = self._line(sock)
                 key, sep, value = line.partition(":")
                 if sep and key.strip() == name:

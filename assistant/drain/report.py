@@ -1,0 +1,228 @@
+"""`assistant report`: a run's report (Markdown or HTML, PNG plots, report.json), and several runs side by side."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from assistant.drain import plots
+from assistant.drain.analysis import REFERENCE_PACK_WH, RunData, TierRow, load_run
+from assistant.drain.doc import Bullets, Doc, Format, Heading, Image, Para, Table
+from assistant.drain.facts import describe_machine
+from assistant.drain.runlog import DrainError, write_json_atomic
+from assistant.drain.study import STUDY, STUDY_METHOD, STUDY_WHERE
+
+_LOG = logging.getLogger(__name__)
+
+TIER_HEADER = ["tier", "quant", "turns", "words", "tokens", "words/token", "TPS", "TPJ (tok/J)", "turn energy (J)",
+               "W/BL this pack", "W/BL 2x18650", "W/BL basis"]
+STUDY_HEADER = ["model", "quant", "TPS", "TPJ", "W/BL", "quality", "measured on", "energy"]
+
+
+def f(value: float | None, spec: str = ".2f") -> str:
+    """A number for a table cell; ``-`` for none."""
+    return "-" if value is None else format(value, spec)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f} %" if x >= 0.01 else f"{100 * x:.1f} %"
+
+
+def basis(row: TierRow) -> str:
+    """How a tier's W/BL was obtained, in words."""
+    span = "" if row.soc_from is None or row.soc_to is None else f", SoC {row.soc_from:.0f}->{row.soc_to:.0f} %"
+    if row.full_drain:
+        return f"measured over a full drain ({_pct(row.pack_share)} of the pack's energy{span})"
+    return f"extrapolated: words/J x usable J, measured over {_pct(row.pack_share)} of the pack's energy{span}"
+
+
+def where(run: RunData) -> str:
+    """Where our figures were measured, for the study table."""
+    m = run.meta.get("machine") or {}
+    return f"this machine ({m.get('machine')}, {m.get('cores')} cores), {run.meta.get('mode')} run"
+
+
+def energy_note(run: RunData) -> str:
+    """The paragraph that says what the energy figures are."""
+    pack = run.meta.get("pack") or {}
+    if run.simulated:
+        return (f"**Energy: SIMULATED.** The pack is the simulated one: every joule here comes from a power model "
+                f"driven by this process's real CPU time ({pack.get('idle_w')} W idle + {pack.get('w_per_busy_core')} "
+                f"W per busy core, through a {pack.get('boost_efficiency')} efficient boost converter), not from a "
+                f"measurement. Time scale {run.time_scale:g}: the pack drained {run.time_scale:g}x faster than the "
+                "appliance drew power; energy per turn (TPJ, W/BL) is at the real rate.")
+    return (f"**Energy: {run.energy_kind.upper()}** by the gauge {pack.get('gauge')} "
+            "(measured: V x I sampled at 10 Hz; estimated: from SoC steps or a power model).")
+
+
+def tier_rows(run: RunData) -> list[list[str]]:
+    """The per-tier table."""
+    out = []
+    for r in run.rows:
+        s = r.stats
+        tpj = s.tpj if r.kind == "llm" else None  # fixed phrases generate no tokens
+        out.append([r.tier, r.quant, str(s.turns), str(s.words), str(s.tokens), f(s.words_per_token),
+                    f(s.tps_mean, ".1f"), f(tpj, ".3f"), f(s.energy_j, ".1f"), f(s.wbl, ",.1f"),
+                    f(r.wbl_ref, ",.0f"), basis(r)])
+    return out
+
+
+def study_rows(runs: list[RunData]) -> list[list[str]]:
+    """Our LLM tiers, then the study's Pi 5 rows, in the study's shape."""
+    out = []
+    for run in runs:
+        for r in run.rows:
+            if r.kind == "llm":
+                out.append([r.model, r.quant, f(r.stats.tps_mean, ".1f"), f(r.stats.tpj, ".2f"),
+                            f(r.wbl_ref, ",.0f"), "not measured", where(run), run.energy_kind])
+    for s in STUDY:
+        out.append([s.model, s.quant, f(s.tps), f(s.tpj), f(s.wbl, ",.0f"), f"NUBIA {s.nubia:.2f}", STUDY_WHERE,
+                    "measured"])
+    return out
+
+
+def _facts(run: RunData) -> list[list[str]]:
+    m, pack, st = run.meta, run.meta.get("pack") or {}, run.state
+    segs = len(run.segments)
+    torn = sum(int(s.get("torn_lines") or 0) for s in run.segments)
+    socs = [float(x["soc_pct"]) for x in run.samples if isinstance(x.get("soc_pct"), (int, float))]
+    loads = [float(x["load_1m"]) for x in run.samples if isinstance(x.get("load_1m"), (int, float))]
+    rows = [
+        ["run", f"{run.run_id}, {m.get('mode')}, started {m.get('created')}"],
+        ["status", f"{st.get('status')}: {st.get('reason')}"],
+        ["running time", f"{float(st.get('t_s') or 0) / 60:.1f} min in {segs} segment(s)"
+         + (f" (resumed {segs - 1}x; torn lines skipped at resume: {torn})" if segs > 1 else "")],
+        ["machine", describe_machine(m.get("machine") or {}) + f"; 1-min load average during the run: mean "
+         f"{f(sum(loads) / len(loads) if loads else None)}, max {f(max(loads) if loads else None)} (other work slows turns)"],
+        ["pack", f"{pack.get('capacity_wh')} Wh nominal x {pack.get('usable_fraction')} usable = "
+                 f"{run.usable_j:,.0f} J" + (f", simulated at time scale {run.time_scale:g}" if run.simulated else "")],
+        ["gauge", f"{pack.get('gauge')}; energy {run.energy_kind}"],
+        ["state of charge", f"{f(max(socs) if socs else None, '.1f')} -> {f(socs[-1] if socs else None, '.1f')} %, "
+                            f"cut-off {m.get('until_pct')} %"],
+        ["pack energy drawn", f"{run.pack_drawn_j:,.1f} J, {_pct(run.pack_share)} of its nominal energy"
+         + (f" (= {run.real_rate_j:,.1f} J at the real rate x time scale {run.time_scale:g})" if run.time_scale != 1
+            else "") + f"; of it {run.turn_energy_j:,.1f} J in turns at the real rate, the rest loading and pauses"],
+        ["turns", f"{len(run.records)} ({sum(1 for r in run.records if r.get('error'))} failed), "
+                  f"{run.words} words, {sum(int(r.get('tokens') or 0) for r in run.records)} tokens"],
+        ["words per charge, whole run", f(run.words_per_charge_whole, ",.0f") + " on this pack, "
+         + f(run.words_per_charge_whole and run.words_per_charge_whole / run.usable_j * run.ref_usable_j, ",.0f")
+         + " on the 2x18650 pack (words / pack energy at the real rate x usable J; loading and pauses included)"],
+        ["speech", f"ASR {m.get('asr_engine')}, word error rate {f(run.asr_wer and 100 * run.asr_wer, '.1f')} % "
+                   f"on the reference questions; corpus {(m.get('corpus') or {}).get('source')} "
+                   f"({len((m.get('corpus') or {}).get('texts') or [])} questions)"],
+    ]
+    if st.get("status") == "finished":
+        rows.append(["words to the cut-off", f"{run.words:,} spoken" + (
+            f", x time scale {run.time_scale:g} = {run.words * run.time_scale:,.0f} at the real rate"
+            if run.time_scale != 1 else "") + f", over {_pct(run.pack_share)} of the pack's nominal energy"])
+    cfg = m.get("config") or {}
+    threads = (cfg.get("llm") or {}).get("threads")
+    caps = ", ".join(f"{t.get('name')} {t.get('max_tokens')} tokens/{t.get('reply_words')} words"
+                     for t in (cfg.get("tiers") or {}).get("tiers") or [] if t.get("kind") == "llm")
+    rows.append(["LLM", f"{threads or 'all'} thread(s) unless a tier sets its own; replies capped at {caps}"])
+    if run.torn_lines or run.bad_lines or run.sample_torn:
+        rows.append(["log repairs", f"turn log: {run.torn_lines} torn last line, bad lines {run.bad_lines}; "
+                                    f"battery log: {run.sample_torn} torn last line (all skipped)"])
+    return rows
+
+
+def build_doc(run: RunData, images: dict[str, str]) -> Doc:
+    """The report of one run."""
+    doc = Doc(f"Drain run {run.run_id}")
+    doc.add(Para(energy_note(run)), Heading("Run facts"), Table(["fact", "value"], _facts(run), "ll"))
+    doc.add(Heading("Per tier"), Table(TIER_HEADER, tier_rows(run), "llrrrrrrrrrl"))
+    doc.add(Para(f"W/BL is words per battery life: words per joule of the turns x the usable energy of a pack "
+                 f"(this run's pack: {run.usable_j:,.0f} J; the reference 2x18650 pack: {REFERENCE_PACK_WH} Wh x "
+                 f"usable fraction = {run.ref_usable_j:,.0f} J). Where a tier ran over part of a charge only, its "
+                 "W/BL is an extrapolation and the basis column says over how much of the pack it was measured. "
+                 "TPJ counts the energy of the whole turn (ASR, LLM, TTS), not the LLM alone."))
+    doc.add(Image(images["soc_voltage"], "SoC and voltage over time with tier bands"),
+            Image(images["wbl"], "W/BL per tier"), Image(images["rates"], "TPS, TPJ and words per token per tier"))
+    lat = [[r.tier] + [f"{f(r.latency[k][0])} / {f(r.latency[k][1])}" for k in
+                       ("asr_final_s", "first_token_s", "first_audio_s", "total_s")] for r in run.rows]
+    doc.add(Heading("Latency per tier (p50 / p95, s after the end of the question)"),
+            Table(["tier", "ASR final", "first token", "first audio", "whole turn"], lat),
+            Image(images["latency"], "latency per tier"))
+    add_study(doc, [run])
+    return doc
+
+
+def add_study(doc: Doc, runs: list[RunData]) -> None:
+    """The table in the study's shape, ours first, labelled by where each figure was measured."""
+    doc.add(Heading("Beside the LLMPi study"), Table(STUDY_HEADER, study_rows(runs), "llrrrlll"))
+    doc.add(Bullets([
+        "Ours: whole-turn energy (ASR + LLM + TTS) per generated token; energy as labelled (a simulated pack is a "
+        "model, not a measurement); W/BL on the reference 2x18650 pack (19.24 Wh nominal) at the run's usable "
+        "fraction; quality not measured.",
+        f"The study: {STUDY_METHOD} Its W/BL uses its own fixed battery.",
+    ]))
+
+
+def _images(run: RunData) -> dict[str, str]:
+    out = {}
+    for name, fn in (("soc_voltage", plots.soc_voltage), ("wbl", plots.wbl), ("rates", plots.rates),
+                     ("latency", plots.latency)):
+        out[name] = fn(run, run.root / f"{name}.png").name
+    return out
+
+
+def summary_json(run: RunData) -> dict[str, Any]:
+    """The report's numbers, for programs."""
+    return {"run_id": run.run_id, "mode": run.meta.get("mode"), "energy": run.energy_kind, "usable_j": run.usable_j,
+            "ref_usable_j": run.ref_usable_j, "pack_drawn_j": run.pack_drawn_j, "meter_j": run.meter_j,
+            "turn_energy_j": run.turn_energy_j, "words": run.words, "turns": len(run.records),
+            "asr_wer": run.asr_wer, "words_per_charge_whole": run.words_per_charge_whole,
+            "tiers": {r.tier: {"quant": r.quant, "model": r.model, **asdict(r.stats), "wbl_ref": r.wbl_ref,
+                               "pack_j": r.pack_j, "pack_share": r.pack_share, "full_drain": r.full_drain,
+                               "latency": r.latency} for r in run.rows}}
+
+
+def write_report(run_dir: Path, *, fmt: Format = "md") -> list[Path]:
+    """Write report.<fmt>, report.json and the PNGs into the run directory; returns the files written."""
+    run = load_run(run_dir)
+    if not run.records:
+        raise DrainError(f"run {run_dir} has no turns yet: nothing to report")
+    images = _images(run)
+    out = run_dir / f"report.{fmt}"
+    _write(out, build_doc(run, images).render(fmt))
+    write_json_atomic(run_dir / "report.json", summary_json(run))
+    return [out, run_dir / "report.json"] + [run_dir / p for p in images.values()]
+
+
+def write_compare(run_dirs: list[Path], out_dir: Path, *, fmt: Format = "md") -> list[Path]:
+    """Several runs side by side: compare.<fmt> and compare.png in ``out_dir``."""
+    runs = [load_run(d) for d in run_dirs]
+    runs = [r for r in runs if r.records] or runs
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DrainError(f"cannot create {out_dir}: {exc}") from exc
+    doc = Doc(f"Drain runs side by side ({len(runs)})")
+    kinds = sorted({r.energy_kind for r in runs})
+    doc.add(Para(f"Energy in these runs: **{', '.join(k.upper() for k in kinds)}**." + (
+        " Simulated energy comes from a power model driven by real CPU time, not from a measurement."
+        if "simulated" in kinds else "")))
+    facts = [[r.run_id, str(r.meta.get("mode")), str(r.state.get("status")), str(len(r.records)), str(r.words),
+              f"{float(r.state.get('t_s') or 0) / 60:.1f}", f"{r.pack_drawn_j:,.0f}", _pct(r.pack_share),
+              r.energy_kind, str(r.root)] for r in runs]
+    doc.add(Heading("Runs"), Table(["run", "mode", "status", "turns", "words", "min", "pack J", "of pack", "energy",
+                                    "directory"], facts, "lllrrrrrll"))
+    rows = [[r.run_id, str(r.meta.get("mode"))] + row for r in runs for row in tier_rows(r)]
+    doc.add(Heading("Per tier"), Table(["run", "mode"] + TIER_HEADER, rows, "ll" + "llrrrrrrrrrl"))
+    doc.add(Image(plots.compare(runs, out_dir / "compare.png").name, "TPJ and W/BL of every run"))
+    add_study(doc, runs)
+    out = out_dir / f"compare.{fmt}"
+    _write(out, doc.render(fmt))
+    return [out, out_dir / "compare.png"]
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise DrainError(f"cannot write {path}: {exc}") from exc

@@ -1,0 +1,117 @@
+"""The tier ladder an installed LLM offers: built on the device from its file, or from ready quantizations."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from assistant.errors import ModelError
+from assistant.models.catalogue import CatalogueEntry
+from assistant.models.gguf_info import read_gguf_info
+from assistant.models.ladder import LadderEntry, build_ladder, ladder_to_tiers
+from assistant.models.manifest import InstalledModel
+from assistant.power.tiers import TierConfig
+
+_LOG = logging.getLogger(__name__)
+
+NOMINAL_BPW: dict[str, float] = {
+    "F32": 32.0, "F16": 16.0, "BF16": 16.0, "Q8_0": 8.5, "Q6_K": 6.56, "Q5_1": 6.0, "Q5_K_M": 5.69,
+    "Q5_K_S": 5.54, "Q5_0": 5.5, "Q4_1": 5.0, "Q4_K_M": 4.85, "Q4_K_S": 4.58, "Q4_0": 4.5, "IQ4_NL": 4.5,
+    "IQ4_XS": 4.25, "Q3_K_L": 4.27, "Q3_K_M": 3.91, "Q3_K_S": 3.5, "Q2_K": 2.96, "TQ2_0": 2.06, "TQ1_0": 1.69,
+}
+"""Bits per weight a file of each llama.cpp type has on a model whose widths suit its blocks (llama.cpp's
+figures); used to estimate ladder sizes before building, and to refuse re-quantizing up."""
+FLOAT_TYPES = frozenset({"F32", "F16", "BF16"})
+LADDER_DIR = "ladder"
+"""Sub-folder of an installed LLM where its ladder files are built."""
+REPLY_TOKENS = (96, 40)
+"""``max_tokens`` of the richest and of the leanest LLM tier; the ladder goes linearly between them."""
+REPLY_WORDS = (40, 15)
+"""Spoken length asked for on the richest and on the leanest LLM tier (words)."""
+
+
+def ladder_room(entry: CatalogueEntry) -> int:
+    """Bytes the ladder built after installing ``entry`` will take (estimate from nominal bits per weight)."""
+    if entry.kind != "llm" or not entry.ladder or len(entry.files) != 1 or entry.files[0].size is None:
+        return 0
+    size, src = entry.files[0].size, NOMINAL_BPW.get(entry.quant or "Q8_0", 8.5)
+    return sum(int(size * NOMINAL_BPW[t] / src) for t in entry.ladder
+               if t != entry.quant and NOMINAL_BPW.get(t, src) < src)
+
+
+@dataclass(frozen=True)
+class LadderOffer:
+    """The ladder an installed LLM offers, and the tiers it would make."""
+
+    entries: tuple[LadderEntry, ...]
+    """Every file of the ladder (the installed file first when the ladder was built from it)."""
+    tiers: TierConfig
+    """Tiers over those files, richest first, with reply budgets shrinking down the ladder."""
+    built_from: Path | None
+    """The installed file that was re-quantized; None when the catalogue shipped ready quantizations."""
+    notes: tuple[str, ...] = ()
+    """Types skipped and why, and other things the person should know."""
+
+
+def _ready(path: Path, quant: str | None, sha256: str) -> LadderEntry:
+    info = read_gguf_info(path)
+    return LadderEntry(quant or info.dominant_type, path, info, sha256, built=False, seconds=0.0)
+
+
+def offer_ladder(model: InstalledModel, entry: CatalogueEntry, *, threads: int = 0, force: bool = False,
+                 n_ctx: int = 1024) -> LadderOffer:
+    """Build (or reuse) the ladder of an installed LLM and make tiers from it.
+
+    One installed file with ``ladder`` types in the catalogue: each type that is leaner than the
+    file is built from it into ``MODEL/ladder/`` (re-quantizing up is skipped: it adds size, not
+    quality). A float source is kept only as the build source when a Q8_0 rung exists, since
+    Q8_0 answers as well at about half the energy per token (LLMPi, Llama-3.2-1B: TPJ 2.44 vs 1.21).
+    Several files in the catalogue: those ready quantizations are the ladder, nothing is built.
+    """
+    if entry.kind != "llm":
+        raise ModelError(f"'{entry.name}' is a {entry.kind} model: only LLMs have a quantization ladder")
+    ggufs = [(f, model.path / f.name) for f in entry.files if f.name.lower().endswith(".gguf")]
+    if not ggufs:
+        raise ModelError(f"'{entry.name}' has no GGUF file in {model.path}")
+    notes: list[str] = []
+    built_from: Path | None = None
+    if len(ggufs) > 1 or not entry.ladder:
+        entries = [_ready(path, f.quant or (entry.quant if i == 0 else None), model.files.get(f.name, ""))
+                   for i, (f, path) in enumerate(ggufs)]
+        tier_entries = entries
+        if len(ggufs) == 1:
+            notes.append("the catalogue lists no ladder types for this model: it makes one tier")
+    else:
+        try:
+            import llama_cpp  # noqa: F401  (build_ladder needs it; say so clearly)
+        except ImportError as exc:
+            raise ModelError(f"building the ladder needs llama-cpp-python ({exc}); install the 'engines' extra") from exc
+        built_from = ggufs[0][1]
+        info = read_gguf_info(built_from)
+        src_quant = (entry.quant or info.dominant_type).upper()
+        types = []
+        for qtype in entry.ladder:
+            if qtype == src_quant:
+                continue
+            if NOMINAL_BPW.get(qtype, 0.0) >= info.bits_per_weight:
+                notes.append(f"{qtype} skipped: it is not leaner than the {src_quant} file "
+                             f"({info.bits_per_weight:.2f} bits per weight); re-quantizing up adds size, not quality")
+                continue
+            types.append(qtype)
+        entries = build_ladder(built_from, model.path / LADDER_DIR, types, threads=threads, force=force)
+        tier_entries = list(entries)
+        for e in entries[1:]:
+            if e.type_mismatch:
+                notes.append(f"{e.requested}: most weights are {e.info.dominant_type} ({e.info.bits_per_weight:.2f} "
+                             "bits per weight): the model's widths do not fit that type's blocks")
+            if src_quant not in FLOAT_TYPES and e.info.bits_per_weight >= info.bits_per_weight:
+                tier_entries.remove(e)
+                notes.append(f"{e.requested} is not offered as a tier: it came out at {e.info.bits_per_weight:.2f} bits "
+                             f"per weight, no leaner than the {src_quant} file it was made from")
+        if src_quant in FLOAT_TYPES and any(e.requested == "Q8_0" for e in entries[1:]):
+            tier_entries.remove(entries[0])
+            notes.append(f"the {src_quant} file is kept as the build source but not offered as a tier: Q8_0 "
+                         "answers as well at about twice the tokens per joule")
+    tiers = ladder_to_tiers(tier_entries, n_ctx=n_ctx, max_tokens=REPLY_TOKENS, reply_words=REPLY_WORDS)
+    return LadderOffer(tuple(entries), tiers, built_from, tuple(notes))
