@@ -76,6 +76,9 @@ def test_energy_figures_are_consistent(bench: dict[str, Any]) -> None:
         assert e["tokens"] == sum(r["tokens"] for r in runs) > 0
         assert close(e["joules"], sum(r["joules"] for r in runs))
         assert close(e["tpj"], e["tokens"] / e["joules"])
+        assert e["gen_tokens"] == sum(r["tokens"] - 1 for r in runs)
+        assert close(e["gen_joules"], sum(r["joules"] * r["decode_s"] / r["seconds"] for r in runs))
+        assert close(e["gen_tpj"], e["gen_tokens"] / e["gen_joules"])
         assert close(e["words_per_token"], e["words"] / e["tokens"])
         assert close(e["wbl"], e["tpj"] * e["words_per_token"] * e["usable_pack_j"], rel=1e-9)
         assert close(e["usable_pack_j"], 19.24 * 0.85 * 3600)
@@ -103,10 +106,13 @@ def test_quality_is_relative_to_the_top_tier(bench: dict[str, Any]) -> None:
 def test_engine_overhead_ratios(bench: dict[str, Any]) -> None:
     o = bench["engine_overhead"]
     assert o["tier"] == "q8_0"
-    assert close(o["ratio"], o["ours_tps_median"] / o["raw_tps_median"])
+    for key in ("ours", "raw", "raw_same_sampler", "ours_greedy"):
+        assert len(o[f"{key}_tps"]) == 1 and o[f"{key}_tps_median"] == o[f"{key}_tps"][0] > 0
+    assert close(o["ratio"], o["ours_tps_median"] / o["raw_tps_median"])  # one round: paired = plain ratio
     assert close(o["greedy_ratio"], o["ours_greedy_tps_median"] / o["raw_tps_median"])
     assert close(o["same_sampler_ratio"], o["ours_tps_median"] / o["raw_same_sampler_tps_median"])
-    assert 0.3 < o["ratio"] < 3
+    assert close(o["sampler_cost_ratio"], o["raw_same_sampler_tps_median"] / o["raw_tps_median"])
+    assert o["tokens"][0] >= 2 and 0.3 < o["ratio"] < 3
 
 
 def test_speech_and_end_to_end(bench: dict[str, Any]) -> None:

@@ -27,14 +27,15 @@ def tier(name: str, quant: str, dominant: str, bpw: float, tpj: float, tps: floa
          ppl_rel: float = 1.0) -> dict[str, Any]:
     return {"name": name, "quant": quant, "dominant_type": dominant, "bits_per_weight": bpw,
             "type_mismatch": dominant != quant.replace("_K_M", "_K"), "gen_tps": tps,
-            "energy": {"tpj": tpj}, "quality": {"perplexity_rel": ppl_rel}}
+            "energy": {"gen_tpj": tpj}, "quality": {"perplexity_rel": ppl_rel}}
 
 
 def test_ladder_passes_when_each_tier_is_cheaper() -> None:
     tiers = [tier("q8_0", "Q8_0", "Q8_0", 8.5, 10.0, 100), tier("q4_0", "Q4_0", "Q4_0", 4.5, 12.0, 120, 1.1)]
     verdict = ladder_target(tiers)
-    assert verdict.status == "PASS" and "q8_0 10.00 > q4_0 12.00" in verdict.detail
-    assert tier_findings(tiers) == ["q4_0 earns its place: TPJ 12.00 is 20 % above q8_0's 10.00."]
+    assert verdict.status == "PASS" and "q8_0 10.00 -> q4_0 12.00" in verdict.detail
+    assert tier_findings(tiers) == ["q4_0 earns its place: TPJ 12.00 is 20 % above q8_0's 10.00, at perplexity "
+                                    "1.10 x the top tier's."]
 
 
 def test_a_tier_with_fallback_types_is_named_with_the_reason() -> None:
@@ -143,3 +144,10 @@ def test_energy_probe_integrates_the_simulated_packs_power_model() -> None:
     expected_w = (battery.simulated.idle_w + battery.simulated.w_per_busy_core * span.busy_cores) / 0.9
     assert math.isclose(span.joules / span.seconds, expected_w, rel_tol=0.03)
     assert not span.measured
+
+
+def test_a_tier_that_is_hardly_faster_gets_a_fix() -> None:
+    tiers = [tier("q8_0", "Q8_0", "Q8_0", 8.5, 19.5, 141), tier("q4_k_m", "Q4_K_M", "Q5_0", 6.2, 19.2, 142)]
+    (finding,) = tier_findings(tiers)
+    assert "hardly faster (142 vs 141 tok/s)" in finding
+    assert finding.endswith("or drop this tier.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,14 +69,19 @@ def measure_tier(job: TierJob, cfg: AssistantConfig, settings: BenchSettings) ->
         joules = sum(r["joules"] for r in runs)
         words = sum(r["words"] for r in runs)
         usable_j = cfg.battery.usable_wh * 3600.0
+        gen_tokens = sum(max(0, r["tokens"] - 1) for r in runs)
+        gen_joules = sum(r["joules"] * r["decode_s"] / r["seconds"] for r in runs if r["seconds"] > 0)
         energy = {
             "source": probe.source, "measured": all(r["measured"] for r in runs),
             "tokens": tokens, "joules": joules, "words": words, "seconds": sum(r["seconds"] for r in runs),
-            "tpj": ratio(tokens, joules), "words_per_token": ratio(words, tokens),
+            "tpj": ratio(tokens, joules), "gen_tokens": gen_tokens, "gen_joules": gen_joules,
+            "gen_tpj": ratio(gen_tokens, gen_joules), "words_per_token": ratio(words, tokens),
             "usable_pack_j": usable_j, "wbl": ratio(words * usable_j, joules),
             "mean_w": ratio(joules, sum(r["seconds"] for r in runs)),
-            "definition": "tokens generated / pack energy of the whole reply (uncached prompt + generation); "
-                          "W/BL = words x usable pack energy / that energy",
+            "definition": "gen_tpj (the ladder's figure, as the study's): tokens after the first / energy from the "
+                          "first to the last token (each run's mean power x its decode time); tpj: tokens / energy "
+                          "of the whole reply (uncached prompt too); W/BL = words x usable pack energy / energy of "
+                          "the whole reply",
         }
         qa = _factual(responder, cfg, settings)
         rss = peak_rss_mb()
@@ -159,45 +165,59 @@ def measure_overhead(job: TierJob, cfg: AssistantConfig, settings: BenchSettings
 
     Each round runs, back to back: our responder as configured; the raw loop with the greedy
     sampler; the raw loop with the same sampler chain as ours; our responder greedy. Each raw run
-    samples as many tokens as the configured run before it generated, and every speed is measured
-    the same way (first to last token). A round that other processes disturbed is run again (at most
-    ``settings.retries`` times in all); medians are taken over the rounds.
+    samples as many tokens as the configured run of its round generated, and every speed is
+    measured the same way (first to last token). A run that other processes disturbed is run again
+    (at most ``settings.retries`` times per variant). Each ratio is the median over the rounds of
+    the ratio within a round, so that slow drift in the machine's speed falls on both sides alike.
     """
     question = SPEED_QUESTIONS[0]
     responder = _responder(job, cfg, settings.speed_tokens)
-    series: dict[str, list[float]] = {"ours": [], "raw": [], "raw_same_sampler": [], "ours_greedy": []}
+    series: dict[str, list[float | None]] = {"ours": [], "raw": [], "raw_same_sampler": [], "ours_greedy": []}
+    budget = {key: settings.retries for key in series}
     counts: list[int] = []
-    contended = 0
+    disturbed = 0
     try:
         with RawLlama(job.model, n_ctx=job.n_ctx, threads=job.threads) as raw:
             prompt = responder.prompt_tokens(question)
             _ask(responder, WARMUP_QUESTION)
             raw.greedy(prompt, 8)
-            budget = settings.retries
+            variants: dict[str, Callable[[int], tuple[int, float | None]]] = {
+                "ours": lambda n: _ours(responder, question, cfg.llm.temperature),
+                "raw": lambda n: (n, raw.greedy(prompt, n).tps),
+                "raw_same_sampler": lambda n: (n, raw.sampled(prompt, n, temperature=cfg.llm.temperature,
+                                                              seed=cfg.llm.seed).tps),
+                "ours_greedy": lambda n: _ours(responder, question, 0.0),
+            }
             for _ in range(settings.overhead_reps):
-                while True:
-                    watch = CpuWatch()
-                    watch.start()
-                    tokens, speeds = _overhead_round(responder, raw, prompt, question, cfg)
-                    disturbed = watch.others_cores() > CONTENDED_CORES
-                    if not disturbed or budget <= 0:
-                        contended += disturbed
-                        break
-                    budget -= 1
-                counts.append(tokens)
-                for key, value in speeds.items():
-                    if value is not None:
-                        series[key].append(value)
+                n = settings.speed_tokens
+                for key, run in variants.items():
+                    while True:
+                        watch = CpuWatch()
+                        watch.start()
+                        made, tps = run(n)
+                        busy = watch.others_cores() > CONTENDED_CORES
+                        if not busy or budget[key] <= 0:
+                            break
+                        budget[key] -= 1
+                    disturbed += busy
+                    if key == "ours":
+                        n = max(2, made)
+                        counts.append(made)
+                    series[key].append(tps)
     finally:
         responder.close()
-    med = {key: median(values) for key, values in series.items()}
+
+    def paired(a: str, b: str) -> float | None:
+        return median([x / y for x, y in zip(series[a], series[b]) if x is not None and y])
+
     return {
         "tier": job.name, "model": str(job.model), "threads": job.threads, "prompt_tokens": len(prompt),
-        "tokens": counts, "contended_rounds": contended, **{f"{k}_tps": v for k, v in series.items()},
-        **{f"{k}_tps_median": v for k, v in med.items()},
-        "ratio": ratio(med["ours"], med["raw"]), "greedy_ratio": ratio(med["ours_greedy"], med["raw"]),
-        "same_sampler_ratio": ratio(med["ours"], med["raw_same_sampler"]),
-        "sampler_cost_ratio": ratio(med["raw_same_sampler"], med["raw"]),
+        "tokens": counts, "disturbed_runs": disturbed, **{f"{k}_tps": v for k, v in series.items()},
+        **{f"{k}_tps_median": median([x for x in v if x is not None]) for k, v in series.items()},
+        "ratio": paired("ours", "raw"), "greedy_ratio": paired("ours_greedy", "raw"),
+        "same_sampler_ratio": paired("ours", "raw_same_sampler"),
+        "sampler_cost_ratio": paired("raw_same_sampler", "raw"),
+        "ratio_method": "median over the rounds of the ratio within each round",
         "ours_sampler": f"temperature {cfg.llm.temperature:g}, top-k 40, top-p 0.95, min-p 0.05, repeat penalty 1.1 "
                         "(the appliance's settings) through llama-cpp-python generate(), detokenized per token",
         "raw_loop": "llama_batch + llama_decode one token at a time, sampled by a llama_sampler_chain (greedy, or the "
@@ -205,14 +225,7 @@ def measure_overhead(job: TierJob, cfg: AssistantConfig, settings: BenchSettings
     }
 
 
-def _overhead_round(responder: LlamaResponder, raw: RawLlama, prompt: list[int], question: str,
-                    cfg: AssistantConfig) -> tuple[int, dict[str, float | None]]:
-    responder.temperature = cfg.llm.temperature
+def _ours(responder: LlamaResponder, question: str, temperature: float) -> tuple[int, float | None]:
+    responder.temperature = temperature
     _ask(responder, question)
-    g = responder.last
-    n = max(2, g.tokens)
-    greedy = raw.greedy(prompt, n)
-    same = raw.sampled(prompt, n, temperature=cfg.llm.temperature, seed=cfg.llm.seed)
-    responder.temperature = 0.0
-    _ask(responder, question)
-    return g.tokens, {"ours": g.tps, "raw": greedy.tps, "raw_same_sampler": same.tps, "ours_greedy": responder.last.tps}
+    return responder.last.tokens, responder.last.tps

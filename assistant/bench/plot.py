@@ -34,7 +34,8 @@ def _bars(ax: Any, names: list[str], ours: list[float | None], theirs: list[floa
     ax.set_xticks(x, names)
     ax.set_title(title, fontsize=10)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=7)
+    ax.set_ylim(0, 1.3 * max([*ours_v, *theirs_v, 1e-9]))  # room for the legend above the bars
+    ax.legend(fontsize=7, loc="upper center", ncol=2)
 
 
 def write_plot(result: dict[str, Any], path: Path) -> None:
@@ -55,8 +56,8 @@ def write_plot(result: dict[str, Any], path: Path) -> None:
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
     _bars(axes[0][0], names, [t["gen_tps"] for t in tiers], [p.get("tps") for p in pub],
           "Generation speed (TPS)", "tokens / s")
-    _bars(axes[0][1], names, [t["energy"]["tpj"] for t in tiers], [p.get("tpj") for p in pub],
-          f"Tokens per joule (TPJ; ours: {energy_label})", "tokens / J")
+    _bars(axes[0][1], names, [t["energy"]["gen_tpj"] for t in tiers], [p.get("tpj") for p in pub],
+          f"Tokens per joule while generating (TPJ; ours: {energy_label})", "tokens / J")
     _bars(axes[1][0], names, [_k(t["energy"]["wbl"]) for t in tiers], [p.get("wbl_k") for p in pub],
           f"Words per battery life (W/BL; ours: {energy_label}, own pack)", "thousand words")
     ax = axes[1][1]
@@ -71,9 +72,9 @@ def write_plot(result: dict[str, Any], path: Path) -> None:
     ax.plot(x, [p.get("nubia") or np.nan for p in pub], "o--", color="#ef8636",
             label=f"NUBIA, LLMPi {COMPARE_MODEL} (published)")
     ax.set_xticks(x, names)
-    ax.set_ylim(0, 1.35)
+    ax.set_ylim(0, 1.45)
     ax.set_title(f"Quality per tier (relative to {tiers[0]['name']})", fontsize=10)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper center", ncol=2)
     m = result["machine"]
     fig.suptitle(f"assistant bench ({result['settings']['name']}) on {m['machine']}, {m['cores']} cores: ours "
                  "measured here; the study's figures are from a Raspberry Pi 5", fontsize=11)

@@ -98,12 +98,12 @@ class BenchSettings:
 
 
 FULL = BenchSettings(name="full", speed_reps=5, speed_tokens=128, qa_questions=0, ppl_tokens=0, prompt_tokens=256,
-                     ppl_window=512, ppl_stride=384, overhead_reps=5, asr_questions=5, include_vosk=True,
+                     ppl_window=512, ppl_stride=384, overhead_reps=7, asr_questions=5, include_vosk=True,
                      tts_texts=5, e2e_questions=5, e2e_reps=3, e2e_max_tokens=96, idle_s=30.0)
-"""Every question, the whole held-out text, five repetitions: about ten minutes on two x86 cores."""
+"""Every question, the whole held-out text, five repetitions: about five minutes on two x86 cores."""
 
 QUICK = BenchSettings(name="quick", speed_reps=3, speed_tokens=96, qa_questions=20, ppl_tokens=1024,
-                      prompt_tokens=256, ppl_window=512, ppl_stride=384, overhead_reps=3, asr_questions=3,
+                      prompt_tokens=256, ppl_window=512, ppl_stride=384, overhead_reps=5, asr_questions=3,
                       include_vosk=True, tts_texts=3, e2e_questions=3, e2e_reps=2, e2e_max_tokens=96, idle_s=10.0)
 """Fewer questions and repetitions, the first 1,024 held-out tokens: under five minutes on two x86 cores."""
 

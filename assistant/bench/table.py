@@ -49,7 +49,7 @@ def _tiers(result: dict[str, Any]) -> list[str]:
         lines.append(
             f"{t['name']:<8}{t['dominant_type']:<6}{t['file_mb']:>6.0f}{t['bits_per_weight']:>6.2f}"
             f"{t['load_s']:>7.2f}{_f(t['prompt_tps'], '.0f'):>8}{_f(t['gen_tps'], '.0f'):>7}"
-            f"{_f(t['peak_rss_mb'], '.0f'):>8}{_f(e['tpj'], '.1f'):>7}{_k(e['wbl']):>7}"
+            f"{_f(t['peak_rss_mb'], '.0f'):>8}{_f(e['gen_tpj'], '.1f'):>7}{_k(e['wbl']):>7}"
             f"{_f(e['words_per_token'], '.2f'):>6}{_f(q['perplexity'], '.1f'):>7}{_f(q['perplexity_rel'], '.2f'):>6}"
             f"{qa:>7}  | {pub}")
     for m in result.get("missing_tiers", []):
@@ -58,8 +58,9 @@ def _tiers(result: dict[str, Any]) -> list[str]:
     if ok:
         e = ok[0]["energy"]
         lines += [
-            f"TPJ = generated tokens per joule of pack energy, whole reply; W/BL = words per usable pack "
-            f"({e['usable_pack_j'] / 1000:.1f} kJ). ENERGY: {e['source']}.",
+            "TPJ = generated tokens per joule of pack energy from first to last token, as the study's; W/BL = words "
+            f"per usable pack ({e['usable_pack_j'] / 1000:.1f} kJ) at the energy of whole replies (prompt included).",
+            f"ENERGY: {e['source']}.",
             f"ppl = perplexity on {ok[0]['quality']['ppl_tokens']} held-out tokens (window "
             f"{ok[0]['quality']['ppl_window']}, stride {ok[0]['quality']['ppl_stride']}); 'ppl x top' relative to "
             f"{ok[0]['name']}; QA = factual questions answered with an accepted keyword (greedy).",
@@ -88,15 +89,15 @@ def _overhead(o: dict[str, Any] | None) -> list[str]:
     if "error" in o:
         return ["", f"Engine overhead: ERROR {o['error']}"]
     return ["", f"Engine overhead ({o['tier']}, {o['threads']} threads, {o['prompt_tokens']}-token prompt, "
-                f"{len(o['raw_tps'])} rounds, {o['contended_rounds']} disturbed by other processes)",
-            f"  ours          {_f(o['ours_tps_median'], '.1f'):>6} tok/s  ({o['ours_sampler']})",
-            f"  ours greedy   {_f(o['ours_greedy_tps_median'], '.1f'):>6} tok/s",
-            f"  raw greedy    {_f(o['raw_tps_median'], '.1f'):>6} tok/s  ({o['raw_loop']})",
-            f"  raw, our sampler chain {_f(o['raw_same_sampler_tps_median'], '.1f')} tok/s",
-            f"  ours / raw greedy = {_f(o['ratio'], '.3f')}; "
-            f"ours greedy / raw greedy = {_f(o['greedy_ratio'], '.3f')}; "
-            f"ours / raw with our sampler chain = {_f(o['same_sampler_ratio'], '.3f')} (Python layers alone); "
-            f"sampler chain / greedy in raw = {_f(o['sampler_cost_ratio'], '.3f')}"]
+                f"{len(o['raw_tps'])} rounds, {o['disturbed_runs']} runs disturbed by other processes; median tok/s)",
+            f"  ours               {_f(o['ours_tps_median'], '.1f'):>6}  ({o['ours_sampler']})",
+            f"  ours, greedy       {_f(o['ours_greedy_tps_median'], '.1f'):>6}",
+            f"  raw, greedy        {_f(o['raw_tps_median'], '.1f'):>6}  ({o['raw_loop']})",
+            f"  raw, our samplers  {_f(o['raw_same_sampler_tps_median'], '.1f'):>6}",
+            f"  ratios ({o['ratio_method']}): ours / raw greedy = {_f(o['ratio'], '.3f')}; ours greedy / raw greedy = "
+            f"{_f(o['greedy_ratio'], '.3f')}; ours / raw with our samplers = {_f(o['same_sampler_ratio'], '.3f')} "
+            f"(the Python layers alone); raw with our samplers / raw greedy = {_f(o['sampler_cost_ratio'], '.3f')} "
+            "(the samplers' cost)"]
 
 
 def _speech(s: dict[str, Any] | None) -> list[str]:

@@ -58,7 +58,8 @@ def engine_target(overhead: dict[str, Any] | None) -> Verdict:
     if not overhead or "error" in overhead or overhead.get("ratio") is None:
         return Verdict(name, "NOT CHECKED", (overhead or {}).get("error", "the engine comparison was skipped"))
     r = overhead["ratio"]
-    detail = (f"{overhead['ours_tps_median']:.1f} vs {overhead['raw_tps_median']:.1f} tok/s = {r:.3f} x "
+    detail = (f"median {overhead['ours_tps_median']:.1f} vs {overhead['raw_tps_median']:.1f} tok/s, paired ratio "
+              f"{r:.3f} x "
               f"({overhead['tier']}, {overhead['threads']} threads); "
               f"ours greedy {_f(overhead['greedy_ratio'], '.3f')} x; "
               f"against raw with our sampler chain {_f(overhead['same_sampler_ratio'], '.3f')} x")
@@ -96,13 +97,15 @@ def idle_targets(idle: dict[str, Any] | None) -> list[Verdict]:
 
 def tier_findings(tiers: list[dict[str, Any]]) -> list[str]:
     """One plain sentence per lower tier: whether it is cheaper than the tier above, and if not, why."""
-    ok = [t for t in tiers if "error" not in t and t["energy"].get("tpj")]
+    ok = [t for t in tiers if "error" not in t and t["energy"].get("gen_tpj")]
     out: list[str] = []
     for above, t in zip(ok, ok[1:]):
-        gain = t["energy"]["tpj"] / above["energy"]["tpj"]
+        gain = t["energy"]["gen_tpj"] / above["energy"]["gen_tpj"]
         if gain >= TPJ_STEP:
-            out.append(f"{t['name']} earns its place: TPJ {t['energy']['tpj']:.2f} is {100 * (gain - 1):.0f} % "
-                       f"above {above['name']}'s {above['energy']['tpj']:.2f}.")
+            rel = t["quality"].get("perplexity_rel")
+            cost = "" if rel is None else f", at perplexity {rel:.2f} x the top tier's"
+            out.append(f"{t['name']} earns its place: TPJ {t['energy']['gen_tpj']:.2f} is {100 * (gain - 1):.0f} % "
+                       f"above {above['name']}'s {above['energy']['gen_tpj']:.2f}{cost}.")
             continue
         why: list[str] = []
         bpw, bpw_above = t["bits_per_weight"], above["bits_per_weight"]
@@ -116,24 +119,30 @@ def tier_findings(tiers: list[dict[str, Any]]) -> list[str]:
         if tps <= tps_above:
             why.append(f"its {t['dominant_type']} weights decode no faster here than {above['dominant_type']}: "
                        f"{tps:.0f} vs {tps_above:.0f} tok/s")
+        elif tps < TPJ_STEP * tps_above:
+            why.append(f"it decodes hardly faster ({tps:.0f} vs {tps_above:.0f} tok/s): fewer bytes per weight buy "
+                       "little speed for a model this small on this CPU")
         elif not why:
             why.append("the difference is within the run-to-run noise of this machine")
         rel = t["quality"].get("perplexity_rel")
         if rel is not None:
             why.append(f"perplexity {rel:.2f} x the top tier's")
-        out.append(f"{t['name']} does NOT earn its place: TPJ {t['energy']['tpj']:.2f} vs {above['name']}'s "
-                   f"{above['energy']['tpj']:.2f} ({100 * (gain - 1):+.0f} %); " + "; ".join(why) + ".")
+        fix = (" Fix: build the ladder from an F16/BF16 source of a model whose widths are multiples of 256, "
+               "or drop this tier." if t["type_mismatch"] else " Fix: drop this tier or choose a lower type.")
+        tpj, tpj_above = t["energy"]["gen_tpj"], above["energy"]["gen_tpj"]
+        out.append(f"{t['name']} does NOT earn its place: TPJ {tpj:.2f} vs {above['name']}'s {tpj_above:.2f} "
+                   f"({100 * (gain - 1):+.0f} %); " + "; ".join(why) + "." + fix)
     return out
 
 
 def ladder_target(tiers: list[dict[str, Any]]) -> Verdict:
-    name = f"generation TPJ rises down the ladder (each tier >= {100 * (TPJ_STEP - 1):.0f} % above the one above)"
-    ok = [t for t in tiers if "error" not in t and t["energy"].get("tpj")]
+    name = f"generation TPJ rises down the ladder (each tier >= {100 * (TPJ_STEP - 1):.0f} % above the tier above)"
+    ok = [t for t in tiers if "error" not in t and t["energy"].get("gen_tpj")]
     if len(ok) < 2:
         return Verdict(name, "NOT CHECKED", "fewer than two tiers were measured")
     findings = tier_findings(tiers)
     bad = [f for f in findings if "does NOT" in f]
-    chain = " > ".join(f"{t['name']} {t['energy']['tpj']:.2f}" for t in ok)
+    chain = " -> ".join(f"{t['name']} {t['energy']['gen_tpj']:.2f}" for t in ok)
     return Verdict(name, "MISS" if bad else "PASS", f"TPJ {chain}" + ("" if not bad else f"; {len(bad)} tier(s) "
                                                                         "do not earn their place (see below)"))
 

@@ -155,7 +155,7 @@ class DrainLoop:
         speaker = self._speaker_for(seq)
         heard = reply = ""
         try:
-            record = self.session.run_turn(speaker, audio=self.feed.chunks(seq), turn_id=tid)
+            record = self.session.run_turn(speaker, audio=self.feed.chunks(seq), turn_id=tid, play_out=True)
             heard, reply = record.transcript, record.reply
         except NoSpeech as exc:
             _LOG.warning("turn %s: %s (logged as a failed turn)", tid, exc)
