@@ -37,7 +37,14 @@ def asr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Transcriber]:
 
 def speak(synthesizer: PiperSynthesizer, text: str, rate: int) -> list[bytes]:
     """A question spoken by Piper, with silence around it, as mic-sized chunks at ``rate``."""
-    pcm = b"".join(c.pcm for c in synthesizer.synthesize(text))
+    from piper import SynthesisConfig
+
+    saved = synthesizer._syn_config
+    synthesizer._syn_config = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)  # the same audio every run
+    try:
+        pcm = b"".join(c.pcm for c in synthesizer.synthesize(text))
+    finally:
+        synthesizer._syn_config = saved
     silence = b"\0\0" * int(0.3 * synthesizer.rate)
     clip = convert(AudioClip(silence + pcm + silence, synthesizer.rate), rate)
     return chunk_pcm(clip, 0.05)
