@@ -7,23 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from assistant.drain.analysis import word_errors
 from assistant.speech.asr import transcribe
 from assistant.speech.sphinx_asr import SphinxTranscriber
 from assistant.speech.wav import convert, read_wav
 
 PEOPLE = Path(__file__).resolve().parent / "data" / "people"
-
-
-def word_errors(ref: str, hyp: str) -> int:
-    """Levenshtein distance between the word sequences."""
-    r, h = ref.split(), hyp.split()
-    prev = list(range(len(h) + 1))
-    for i, rw in enumerate(r, 1):
-        cur = [i] + [0] * len(h)
-        for j, hw in enumerate(h, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (rw != hw))
-        prev = cur
-    return prev[-1]
 
 
 def cases() -> list[dict[str, str]]:
@@ -53,8 +42,9 @@ def test_fallback_word_error_rate_on_people(heard: dict[str, str], kind: str, li
     errors = words = 0
     for case in (c for c in cases() if c["kind"] == kind):
         hyp = heard[case["file"]]
-        errors += word_errors(case["transcript"], hyp)
-        words += len(case["transcript"].split())
+        wrong, count = word_errors(case["transcript"], hyp)
+        errors += wrong
+        words += count
     wer = errors / words
     record_property(f"wer_{kind}", round(wer, 3))
     assert wer <= limit, f"{kind}: WER {wer:.2f} over {words} words"

@@ -25,7 +25,8 @@ from assistant.speech.speaker import SoundDeviceSpeaker, Speaker, WavSpeaker
 _LOG = logging.getLogger(__name__)
 
 
-def _pretend_poweroff(argv: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
+def pretend_poweroff(argv: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
+    """A stand-in for ``subprocess.run`` on simulated hardware: logs the power-off, runs nothing."""
     _LOG.warning("simulation: would run %s now", " ".join(argv))
     return subprocess.CompletedProcess(argv, 0, "", "")
 
@@ -81,7 +82,7 @@ def build_appliance(cfg: AssistantConfig, *, sim: bool = False, sim_out: Path | 
         led = StatusLed(cfg.led, pin_factory=pin_factory)
         opened.append(led)
         cells = cfg.battery.cells_in_series or (2 if sim else 1)
-        shutdowner = Shutdowner(cfg.shutdown, run=_pretend_poweroff) if sim else Shutdowner(cfg.shutdown)
+        shutdowner = Shutdowner(cfg.shutdown, run=pretend_poweroff) if sim else Shutdowner(cfg.shutdown)
         notifier = SystemdNotifier() if environ is None else SystemdNotifier(environ=environ)
         appliance = Appliance(
             session, mic=mic, speaker=speaker, button=button, led=led, notifier=notifier,

@@ -12,7 +12,7 @@ from assistant.config import AssistantConfig, LlmConfig, PathsConfig
 from assistant.device.appliance import Appliance
 from assistant.device.button import PushToTalkButton
 from assistant.device.device_config import ButtonConfig, LedConfig, ShutdownConfig
-from assistant.device.hardware import close_devices
+from assistant.device.hardware import close_devices, pretend_poweroff
 from assistant.device.led import StatusLed
 from assistant.device.notify import SystemdNotifier
 from assistant.device.shutdown import ShutdownPolicy, Shutdowner
@@ -50,13 +50,6 @@ class RigOptions:
     wait for a core slows generation down several times."""
     tmpfs_kb: int = 4096
     """Size of the tmpfs under the turn log (KiB), when this process may mount one."""
-
-
-def _pretend_poweroff(argv: list[str], **_: Any) -> Any:
-    import subprocess
-
-    _LOG.warning("soak: would run %s now", " ".join(argv))
-    return subprocess.CompletedProcess(argv, 0, "", "")
 
 
 @dataclass
@@ -166,7 +159,7 @@ def build_rig(workdir: Path, options: RigOptions = RigOptions()) -> Rig:
         appliance = Appliance(
             session, mic=mic, speaker=speaker, button=button, led=led, notifier=SystemdNotifier(environ={}),
             policy=ShutdownPolicy(cfg.shutdown, cells_in_series=2),
-            shutdowner=Shutdowner(cfg.shutdown, run=_pretend_poweroff),
+            shutdowner=Shutdowner(cfg.shutdown, run=pretend_poweroff),
             heartbeat_max_s=cfg.service.watchdog_heartbeat_max_s, turn_budget_s=cfg.service.busy_budget_s,
         )
     except BaseException:
