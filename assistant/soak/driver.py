@@ -298,6 +298,11 @@ class Driver:
         if any(span > 0.045 for span in self.bounce_spans[spans_before:]):
             self.result.long_bounces += 1
             return
+        if started == self._expected + 1:  # one press seen twice: counted and reported, not yet explained
+            self.result.double_presses += 1
+            _LOG.warning("step %d (%s): %d presses started %d turns", self.result.steps, self.result.script[-1],
+                         self._expected, started)
+            return
         self.result.problems.append(f"step {self.result.steps} ({self.result.script[-1]}): {self._expected} "
                                     f"presses started {started} turns")
 
