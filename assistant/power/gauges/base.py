@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -68,6 +69,21 @@ class RegisterBus(Protocol):
     ) -> None: ...
 
     def close(self) -> None: ...
+
+
+class GaugeBase:
+    """What every driver keeps: plausibility limits, retry policy, clock and a lock for its bus."""
+
+    def __init__(self, *, limits: PlausibilityLimits, retries: int, backoff_s: float,
+                 sleep: Callable[[float], None], clock: Callable[[], float]) -> None:
+        self.limits = limits
+        self.retries = retries
+        """Extra attempts after an I/O error (count)."""
+        self.backoff_s = backoff_s
+        """Wait before the first retry, doubled for each further one (s)."""
+        self._sleep = sleep
+        self._clock = clock
+        self._lock = threading.Lock()
 
 
 class LazySMBus:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from typing import Any
 from assistant.errors import ConfigError
 from assistant.messages import BatteryReading
 from assistant.power.gauges.base import (
+    GaugeBase,
     DEFAULT_LIMITS,
     LazySMBus,
     PlausibilityLimits,
@@ -77,7 +77,7 @@ def config_for(*, shunt_ohms: float, max_current_a: float, cells_in_series: int)
     return (brng << 13) | (pg << 11) | (_ADC_12BIT_32X << 7) | (_ADC_12BIT_32X << 3) | 0x7
 
 
-class Ina219Gauge:
+class Ina219Gauge(GaugeBase):
     """Reads pack voltage and signed current from an INA219 on the HAT's battery side.
 
     Wiring: the HAT's INA219 sits on I2C-1 between the cells and the boost converter, IN- on the
@@ -130,13 +130,8 @@ class Ina219Gauge:
         self.config = config_for(shunt_ohms=shunt_ohms, max_current_a=max_current_a, cells_in_series=cells_in_series)
         self.pack_resistance_ohm = pack_resistance_ohm if pack_resistance_ohm is not None else 0.05 * cells_in_series
         self.current_threshold_a = current_threshold_a
-        self.limits = limits
-        self.retries = retries
-        self.backoff_s = backoff_s
-        self._sleep = sleep
-        self._clock = clock
+        super().__init__(limits=limits, retries=retries, backoff_s=backoff_s, sleep=sleep, clock=clock)
         self._configured = False
-        self._lock = threading.Lock()
         self.name = f"ina219@0x{address:02x}"
 
     @classmethod

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from typing import Any
 from assistant.errors import BatteryReadError, ConfigError
 from assistant.messages import BatteryReading
 from assistant.power.gauges.base import (
+    GaugeBase,
     DEFAULT_LIMITS,
     LazySMBus,
     PlausibilityLimits,
@@ -48,7 +48,7 @@ BOARDS: dict[str, Max1704xBoard] = {
 """X120x (Pi 5): GPIO6 high = AC OK. X728 v2.x (Pi 4): GPIO6 high = AC lost (opposite polarity)."""
 
 
-class Max1704xGauge:
+class Max1704xGauge(GaugeBase):
     """Reads cell voltage and the ModelGauge SoC from a MAX1704x at 0x36, and mains presence from PLD.
 
     Wiring: the gauge sits on I2C-1 at 0x36 across the (parallel) cells; PLD is a GPIO input driven
@@ -82,12 +82,7 @@ class Max1704xGauge:
         self.model_power = model_power
         self.capacity_wh = capacity_wh
         self.cells_in_series = cells_in_series
-        self.limits = limits
-        self.retries = retries
-        self.backoff_s = backoff_s
-        self._sleep = sleep
-        self._clock = clock
-        self._lock = threading.Lock()
+        super().__init__(limits=limits, retries=retries, backoff_s=backoff_s, sleep=sleep, clock=clock)
         self.version: int | None = None
         """VERSION register, read at the first successful reading."""
         self.name = f"max1704x@0x{address:02x}"

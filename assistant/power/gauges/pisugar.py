@@ -5,13 +5,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-import threading
 import time
 from collections.abc import Callable
 
 from assistant.errors import BatteryReadError
 from assistant.messages import BatteryReading
-from assistant.power.gauges.base import DEFAULT_LIMITS, PlausibilityLimits, check_plausible, retry_io
+from assistant.power.gauges.base import DEFAULT_LIMITS, GaugeBase, PlausibilityLimits, check_plausible, retry_io
 
 _LOG = logging.getLogger(__name__)
 
@@ -19,7 +18,7 @@ DEFAULT_SOCKET = "/tmp/pisugar-server.sock"
 """Where pisugar-server puts its Unix socket by default."""
 
 
-class PiSugarGauge:
+class PiSugarGauge(GaugeBase):
     """Asks a running ``pisugar-server`` for level, voltage, current and power state.
 
     Protocol: send ``get <name>\\n``, the server answers ``<name>: <value>\\n``. The server pushes
@@ -49,14 +48,9 @@ class PiSugarGauge:
         self.socket_path = socket_path
         self.timeout = timeout
         self.max_current_a = max_current_a
-        self.limits = limits
-        self.retries = retries
-        self.backoff_s = backoff_s
-        self._sleep = sleep
-        self._clock = clock
+        super().__init__(limits=limits, retries=retries, backoff_s=backoff_s, sleep=sleep, clock=clock)
         self._sock: socket.socket | None = None
         self._buffer = b""
-        self._lock = threading.Lock()
         self.name = f"pisugar@{socket_path}" if socket_path else f"pisugar@{host}:{port}"
 
     def _connect(self) -> socket.socket:

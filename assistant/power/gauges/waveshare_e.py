@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 from assistant.errors import BatteryReadError
 from assistant.messages import BatteryReading
 from assistant.power.gauges.base import (
+    GaugeBase,
     DEFAULT_LIMITS,
     LazySMBus,
     PlausibilityLimits,
@@ -73,7 +73,7 @@ def _le_signed(data: list[int], offset: int) -> int:
     return value - 0x10000 if value & 0x8000 else value
 
 
-class WaveshareEGauge:
+class WaveshareEGauge(GaugeBase):
     """UPS HAT (E) for Pi 5/4 (4x 21700): pack V, signed current and gas-gauge % from the MCU at 0x2D.
 
     Registers are byte-addressed and 16-bit values little-endian (the vendor sample's
@@ -100,12 +100,7 @@ class WaveshareEGauge:
         self.address = address
         self.cells_in_series = cells_in_series
         self.max_current_a = max_current_a
-        self.limits = limits
-        self.retries = retries
-        self.backoff_s = backoff_s
-        self._sleep = sleep
-        self._clock = clock
-        self._lock = threading.Lock()
+        super().__init__(limits=limits, retries=retries, backoff_s=backoff_s, sleep=sleep, clock=clock)
         self._id_checked = False
         self.name = f"ups_hat_e@0x{address:02x}"
 
