@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 
 from assistant.errors import ConfigError
-from assistant.device.device_config import ButtonConfig, LedConfig, ServiceConfig, ShutdownConfig
+from assistant.device.device_config import I2C_GPIOS, ButtonConfig, LedConfig, ServiceConfig, ShutdownConfig
 from assistant.power.battery_config import BatteryConfig
 from assistant.power.tiers import TierConfig
 
@@ -136,6 +136,26 @@ class AssistantConfig:
     source: Path | None = None
     """The file this configuration was read from (None: built-in defaults)."""
 
+    def __post_init__(self) -> None:
+        if self.battery.kind == "simulated":
+            return
+        taken = [("button.pin", self.button.pin)] + [("led.pin" if self.led.kind != "rgb" else "led.rgb_pins", p)
+                                                      for p in self.led.pins]
+        for key, pin in taken:
+            if pin in I2C_GPIOS:
+                raise ValueError(f"key '{key}' is GPIO{pin}, the I2C line {I2C_GPIOS[pin]} that the battery gauge "
+                                 f"needs (battery.kind: {self.battery.kind}); wire it to another GPIO")
+
+
+MOVED_KEYS: dict[str, str] = {
+    "tiers.shutdown_soc_pct": "battery.empty_soc_pct",
+    "tiers.shutdown_voltage_v": "battery.empty_cell_v (per cell now, not per pack)",
+    "shutdown.soc_pct": "battery.empty_soc_pct",
+    "shutdown.cell_voltage_v": "battery.empty_cell_v",
+}
+"""Keys that moved: where the pack counts as empty is one setting, read by the tier policy, the
+power-off and the drain test alike."""
+
 
 def find_config(explicit: Path | None) -> Path | None:
     """The config file to use: ``explicit`` if given (it must exist), else the first of SEARCH_PATHS."""
@@ -184,6 +204,9 @@ def build(cls: type[Any], data: dict[str, Any], filename: str, prefix: str) -> A
     for key, value in data.items():
         dotted = f"{prefix}{key}"
         if not isinstance(key, str) or key not in names:
+            if dotted in MOVED_KEYS:
+                raise ConfigError(f"{filename}: key '{dotted}' has moved: set {MOVED_KEYS[dotted]} instead "
+                                  "(one empty point for the tiers, the power-off and the drain test)")
             known = ", ".join(sorted(names))
             raise ConfigError(f"{filename}: unknown key '{dotted}' (known here: {known})")
         kwargs[key] = convert(hints[key], value, dotted, filename)

@@ -23,6 +23,7 @@ from assistant.device.device_config import ShutdownConfig
 from assistant.device.hardware import SimControls, build_appliance, close_devices
 from assistant.device.led import LedState
 from assistant.messages import AudioClip, BatteryReading
+from assistant.power.cutoff import DEFAULT_EMPTY
 from assistant.power.turnlog import read_log
 from assistant.speech.wav import read_wav
 
@@ -165,6 +166,8 @@ class LowPack:
     """A scripted gauge: full, then empty; on battery unless ``plugged``."""
 
     name = "scripted"
+    empty_point = DEFAULT_EMPTY
+    poll_period_s = 0.1
 
     def __init__(self, plugged: bool) -> None:
         self.plugged = plugged
@@ -174,11 +177,15 @@ class LowPack:
         now = time.monotonic()
         soc = 80.0 if now < self.empty_after else 2.0
         current = 0.5 if self.plugged else -0.8
-        return BatteryReading(now, 7.0 if soc < 5 else 8.0, current, current * 7.5, soc, self.plugged,
-                              self.plugged, "scripted")
+        volts = 7.0 if soc < 5 else 8.0
+        return BatteryReading(now, volts, current, current * 7.5, soc, self.plugged, self.plugged, "scripted",
+                              cell_voltage_v=volts / 2)
 
     def close(self) -> None:
         pass
+
+    def arm_power_restore(self) -> bool:
+        return False
 
 
 @pytest.mark.parametrize("plugged", [False, True])
@@ -207,7 +214,7 @@ def test_low_battery_shutdown_only_on_battery_after_the_hold(tmp_path: Path, plu
         assert not thread.is_alive()
         assert ran == [["/bin/true", "poweroff"]]
         assert time.monotonic() - t0 >= 1.0 + 1.5  # empty after 1 s, then held for 1.5 s
-        assert "battery" in (appliance.shutdown_reason or "").lower() or appliance.shutdown_reason
+        assert appliance.shutdown_reason is not None and appliance.shutdown_reason.startswith("on battery, SoC 2.0 %")
         assert controls.speaker.seconds > 1.0  # the announcement was spoken
     close_devices(appliance)
 

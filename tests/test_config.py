@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from assistant.config import AssistantConfig, find_config, load_config
 from assistant.errors import ConfigError
@@ -72,3 +73,17 @@ def test_missing_explicit_file(tmp_path: Path) -> None:
 
 def test_empty_file_means_defaults(tmp_path: Path) -> None:
     assert load_config(write(tmp_path, "")).llm == AssistantConfig().llm
+
+
+@pytest.mark.parametrize("section,values", [
+    ("button", {"pin": 2}), ("button", {"pin": 3}), ("led", {"pin": 0}), ("led", {"kind": "rgb", "rgb_pins": [1, 23, 24]}),
+])
+def test_a_button_or_led_on_the_gauges_i2c_lines_is_refused(tmp_path: Path, section: str,
+                                                           values: dict[str, object]) -> None:
+    """Claiming GPIO2/3 takes SDA/SCL from the battery gauge (and 0/1 the HAT EEPROM's): refused, naming the key."""
+    path = tmp_path / "box.yaml"
+    path.write_text(yaml.safe_dump({section: values}))
+    with pytest.raises(ConfigError, match=rf"box\.yaml.*key '{section}\.(pin|rgb_pins)' is GPIO[0-3], the I2C line"):
+        load_config(path)
+    path.write_text(yaml.safe_dump({section: values, "battery": {"kind": "simulated"}}))
+    load_config(path)  # a simulated battery needs no I2C

@@ -11,11 +11,14 @@ from gpiozero import LED
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from assistant.config import build
-from assistant.device.device_config import DEFAULT_RGB_PINS, RESERVED_GPIOS, LedConfig
+from assistant.device.device_config import DEFAULT_LED_PIN, DEFAULT_RGB_PINS, RESERVED_GPIOS, LedConfig
 from assistant.device.led import LedState, StatusLed, ladder_colour
 from assistant.errors import ConfigError, DeviceError
 
+PIN = DEFAULT_LED_PIN
 HAT_PINS = {5, 6, 12, 13, 16, 26}  # X728, X120x (hardware.md 1.3)
+AUDIO_BOARD_OPTIONAL = {22, 23, 24, 25}  # DigiAMP+ mute, encoder / Codec Zero LEDs, IR receiver
+BUSES = {0, 1, 2, 3, 7, 8, 9, 10, 11, 14, 15, 18, 19, 20, 21}  # ID EEPROM, I2C, SPI0, UART, I2S
 RESPEAKER_PINS = {12, 17} | set(range(7, 12))
 
 
@@ -40,8 +43,8 @@ def changes(pin: Any, after: float) -> list[tuple[float, Any]]:
 
 
 def test_plain_led_solid_and_off(factory: MockFactory) -> None:
-    with StatusLed(LedConfig(kind="led", pin=27), pin_factory=factory) as led:
-        pin = factory.pin(27)
+    with StatusLed(LedConfig(kind="led", pin=PIN), pin_factory=factory) as led:
+        pin = factory.pin(PIN)
         led.set_state(LedState.LISTENING)
         assert pin.state is True
         time.sleep(0.3)
@@ -53,16 +56,16 @@ def test_plain_led_solid_and_off(factory: MockFactory) -> None:
 
 
 def test_active_low_led_inverts(factory: MockFactory) -> None:
-    with StatusLed(LedConfig(kind="led", pin=27, active_high=False), pin_factory=factory) as led:
+    with StatusLed(LedConfig(kind="led", pin=PIN, active_high=False), pin_factory=factory) as led:
         led.set_state(LedState.LISTENING)
-        assert factory.pin(27).state is False
+        assert factory.pin(PIN).state is False
         led.set_state(LedState.OFF)
-        assert factory.pin(27).state is True
+        assert factory.pin(PIN).state is True
 
 
 def test_plain_led_thinking_blinks_fast_and_speaking_slowly(factory: MockFactory) -> None:
     with StatusLed(LedConfig(kind="led"), pin_factory=factory) as led:
-        pin = factory.pin(27)
+        pin = factory.pin(PIN)
         pin.clear_states()
         led.set_state(LedState.THINKING)
         fast = changes(pin, 0.65)
@@ -77,7 +80,7 @@ def test_plain_led_thinking_blinks_fast_and_speaking_slowly(factory: MockFactory
 
 def test_plain_led_idle_is_a_short_flash(factory: MockFactory) -> None:
     with StatusLed(LedConfig(kind="led"), pin_factory=factory) as led:
-        pin = factory.pin(27)
+        pin = factory.pin(PIN)
         pin.clear_states()
         led.set_state(LedState.IDLE)
         flash = changes(pin, 0.4)
@@ -87,7 +90,7 @@ def test_plain_led_idle_is_a_short_flash(factory: MockFactory) -> None:
 
 def test_low_battery_double_blinks(factory: MockFactory) -> None:
     with StatusLed(LedConfig(kind="led"), pin_factory=factory) as led:
-        pin = factory.pin(27)
+        pin = factory.pin(PIN)
         pin.clear_states()
         led.set_state(LedState.LOW_BATTERY)
         seen = changes(pin, 0.9)
@@ -101,7 +104,7 @@ def test_low_battery_double_blinks(factory: MockFactory) -> None:
 
 def test_error_flashes_then_goes_back(factory: MockFactory) -> None:
     with StatusLed(LedConfig(kind="led", error_s=0.3), pin_factory=factory) as led:
-        pin = factory.pin(27)
+        pin = factory.pin(PIN)
         led.set_state(LedState.LISTENING)
         pin.clear_states()
         led.set_state(LedState.ERROR)
@@ -121,13 +124,13 @@ def test_a_new_state_during_the_error_flash_wins(factory: MockFactory) -> None:
         led.set_state(LedState.OFF)
         time.sleep(0.35)
         assert led.state == LedState.OFF
-        assert factory.pin(27).state is False
+        assert factory.pin(PIN).state is False
         assert led.history[-1][1] == LedState.OFF
 
 
 def test_pwm_idle_glow_and_pulses(pwm_factory: MockFactory) -> None:
     with StatusLed(LedConfig(kind="pwm", idle_brightness=0.1), pin_factory=pwm_factory) as led:
-        pin = pwm_factory.pin(27)
+        pin = pwm_factory.pin(PIN)
         led.set_state(LedState.IDLE)
         assert pin.state == pytest.approx(0.1)
         led.set_state(LedState.LISTENING)
@@ -208,19 +211,28 @@ def test_close_turns_off_and_frees_the_pin(factory: MockFactory) -> None:
     led.set_state(LedState.THINKING)
     led.close()
     led.close()
-    assert factory.pin(27).state is False
-    again = LED(27, pin_factory=factory)
+    assert factory.pin(PIN).state is False
+    again = LED(PIN, pin_factory=factory)
     again.close()
 
 
 def test_pwm_on_a_pin_without_pwm_is_a_config_error(factory: MockFactory) -> None:
-    with pytest.raises(DeviceError, match="led.pin GPIO27"):
+    with pytest.raises(DeviceError, match=f"led.pin GPIO{PIN}"):
         StatusLed(LedConfig(kind="pwm"), pin_factory=factory)
 
 
-def test_config_checks_and_default_pins_avoid_the_hats() -> None:
-    assert not set(DEFAULT_RGB_PINS) & (HAT_PINS | RESPEAKER_PINS | set(RESERVED_GPIOS))
-    assert LedConfig().pin not in HAT_PINS | RESPEAKER_PINS | set(RESERVED_GPIOS)
+def test_config_checks_and_default_pins_avoid_the_hats(caplog: pytest.LogCaptureFixture) -> None:
+    """The defaults take only lines of optional parts of Raspberry Pi's audio boards; never a bus,
+    a UPS board's line, or the Codec Zero's button (GPIO27, which an LED output would short)."""
+    defaults = set(DEFAULT_RGB_PINS) | {LedConfig().pin}
+    assert defaults <= AUDIO_BOARD_OPTIONAL and not defaults & (HAT_PINS | RESPEAKER_PINS | BUSES | {27})
+    assert {22, 23, 24, 25, 27} <= set(RESERVED_GPIOS)
+    assert "Codec Zero button" in RESERVED_GPIOS[27] and "DigiAMP+ mute" in RESERVED_GPIOS[22]
+    with caplog.at_level("WARNING"):
+        LedConfig()
+        assert not caplog.text  # the defaults say nothing at every start
+        build(LedConfig, {"pin": 27}, "c.yaml", "led.")
+    assert "led.pin GPIO27 is also used by" in caplog.text and "Codec Zero button" in caplog.text
     with pytest.raises(ConfigError, match="rgb_pins"):
         build(LedConfig, {"kind": "rgb", "rgb_pins": [22, 23]}, "c.yaml", "led.")
     with pytest.raises(ConfigError, match="unknown state 'blue'"):

@@ -11,6 +11,7 @@ import pytest
 from assistant.config import AssistantConfig, PathsConfig
 from assistant.errors import BatteryReadError, ConfigError
 from assistant.messages import BatteryReading
+from assistant.power.cutoff import DEFAULT_EMPTY
 from assistant.power.gauges import SimulatedPack
 from assistant.power.tiers import Tier, TierConfig
 from assistant.power.turnlog import read_log, summarize
@@ -25,12 +26,13 @@ def ladder(files: dict[str, Path]) -> TierConfig:
         Tier(name="q2_k", model=files["Q2_K"], quant="Q2_K", enter_soc_pct=25, n_ctx=512, max_tokens=12, reply_words=8),
         Tier(name="fixed", kind="fixed", enter_soc_pct=10),
         Tier(name="shutdown", kind="shutdown"),
-    ], shutdown_soc_pct=10.0)
+    ])
 
 
 def config(tmp_path: Path, files: dict[str, Path]) -> AssistantConfig:
-    return replace(AssistantConfig(), paths=PathsConfig(state_dir=tmp_path / "state", models_dir=tmp_path / "m"),
-                   tiers=ladder(files))
+    base = AssistantConfig()
+    return replace(base, paths=PathsConfig(state_dir=tmp_path / "state", models_dir=tmp_path / "m"),
+                   tiers=ladder(files), battery=replace(base.battery, empty_soc_pct=10.0))
 
 
 def test_simulated_discharge_walks_down_the_ladder(tmp_path: Path, ladder_files: dict[str, Path]) -> None:
@@ -38,7 +40,8 @@ def test_simulated_discharge_walks_down_the_ladder(tmp_path: Path, ladder_files:
     pack = SimulatedPack(capacity_wh=0.08, start_soc_pct=100.0, time_scale=3.0)
     seen: list[str] = []
     records = []
-    with Session(config(tmp_path, ladder_files), with_asr=False, gauge=pack) as session:
+    with Session(config(tmp_path, ladder_files), with_asr=False, gauge=pack, simulation=True) as session:
+        assert session.empty_point.soc_pct == 10.0 and "battery.empty_" in session.empty_point.source
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
             tier = session.select_tier()
@@ -70,10 +73,38 @@ def test_simulated_discharge_walks_down_the_ladder(tmp_path: Path, ladder_files:
     assert stats["fixed"].tokens == 0
 
 
+def test_a_simulated_pack_outside_a_simulation_decides_nothing(tmp_path: Path, ladder_files: dict[str, Path]) -> None:
+    """On a device a simulated reading is as good as no gauge: the richest tier, as on external power,
+    however low the (fake) pack reads."""
+    pack = SimulatedPack(capacity_wh=10, start_soc_pct=12.0)
+    with Session(config(tmp_path, ladder_files), with_asr=False, gauge=pack, start_meter=False) as s:
+        assert s.reading() is not None and s.reading().simulated  # type: ignore[union-attr]
+        assert s.policy_reading() is None
+        assert s.select_tier().name == "q8_0"
+    pack = SimulatedPack(capacity_wh=10, start_soc_pct=12.0)
+    with Session(config(tmp_path, ladder_files), with_asr=False, gauge=pack, start_meter=False,
+                 simulation=True) as s:
+        assert s.select_tier().name == "fixed"
+
+
+def test_a_stale_reading_is_not_used(tmp_path: Path, ladder_files: dict[str, Path]) -> None:
+    now = [1000.0]
+    pack = SimulatedPack(capacity_wh=10, start_soc_pct=50.0, clock=lambda: now[0], cpu_time_fn=lambda: 0.0,
+                         power_profile=lambda t: 3.0)
+    with Session(config(tmp_path, ladder_files), with_asr=False, gauge=pack, start_meter=False,
+                 simulation=True) as s:
+        s.meter.clock = lambda: now[0]
+        assert s.reading() is not None
+        now[0] += 11.0  # the gauge has not been read for longer than STALE_S
+        assert s.reading() is None and s.policy_reading() is None
+
+
 class FlakyGauge:
     """A gauge that fails every read after the first few."""
 
     name = "flaky"
+    empty_point = DEFAULT_EMPTY
+    poll_period_s = 0.1
 
     def __init__(self) -> None:
         self.reads = 0
@@ -86,6 +117,9 @@ class FlakyGauge:
 
     def close(self) -> None:
         pass
+
+    def arm_power_restore(self) -> bool:
+        return False
 
 
 def test_a_failing_gauge_never_fails_a_turn(tmp_path: Path, ladder_files: dict[str, Path]) -> None:

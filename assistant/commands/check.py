@@ -29,7 +29,7 @@ def run(args: argparse.Namespace, cfg: AssistantConfig) -> int:
     if args.sim:
         cfg = replace(cfg, battery=replace(cfg.battery, kind="simulated"))
     factory = mock_pin_factory() if args.sim else None
-    checks: list[Check] = [check_gauge(cfg)]
+    checks: list[Check] = [check_gauge(cfg, simulation=args.sim)]
     checks += check_models(cfg)
     for name, opener, test in (
         ("status LED", lambda: StatusLed(cfg.led, pin_factory=factory), check_led),

@@ -26,6 +26,9 @@ FRAME_S = 0.1
 DOUBLE_BLINK = (1, 0, 1) + (0,) * 17
 """Low battery: two 0.1 s flashes, then dark, every 2 s (frames of FRAME_S)."""
 
+TRIPLE_BLINK = (1, 0, 1, 0, 1) + (0,) * 15
+"""A standing fault (no battery gauge, a silent one): three 0.1 s flashes every 2 s, in the error colour."""
+
 
 class LedState(enum.Enum):
     """What the appliance is doing, as the LED shows it."""
@@ -36,6 +39,7 @@ class LedState(enum.Enum):
     SPEAKING = "speaking"
     LOW_BATTERY = "low_battery"
     ERROR = "error"
+    FAULT = "fault"
     OFF = "off"
 
 
@@ -56,8 +60,10 @@ class StatusLed:
 
     Patterns: idle is a 50 ms flash every 4 s (``led``), a dim steady glow (``pwm``), or the tier
     colour dimmed (``rgb``); listening is solid on; thinking blinks fast (``led``) or pulses fast;
-    speaking blinks slowly or pulses slowly; low battery double-blinks every 2 s; error flashes
-    rapidly for ``error_s`` and then the LED goes back to the state it showed before; off is dark.
+    speaking blinks slowly or pulses slowly; low battery double-blinks every 2 s; a standing fault
+    (no battery gauge, a silent one) triple-blinks every 2 s in the error colour until it is cleared;
+    error flashes rapidly for ``error_s`` and then the LED goes back to the state it showed before;
+    off is dark.
     """
 
     def __init__(self, cfg: LedConfig, *, pin_factory: Any = None) -> None:
@@ -179,11 +185,12 @@ class StatusLed:
             self._blink_or_pulse(dev, 0.1, 0.25, "thinking")
         elif state == LedState.SPEAKING:
             self._blink_or_pulse(dev, 0.5, 0.75, "speaking")
-        elif state == LedState.LOW_BATTERY:
-            on: Any = self._colour("low_battery") if kind == "rgb" else 1
+        elif state in (LedState.LOW_BATTERY, LedState.FAULT):
+            low = state == LedState.LOW_BATTERY
+            on: Any = self._colour("low_battery" if low else "error") if kind == "rgb" else 1
             off: Any = (0.0, 0.0, 0.0) if kind == "rgb" else 0
             dev.source_delay = FRAME_S
-            dev.source = itertools.cycle([on if f else off for f in DOUBLE_BLINK])
+            dev.source = itertools.cycle([on if f else off for f in (DOUBLE_BLINK if low else TRIPLE_BLINK)])
         elif state == LedState.ERROR:
             if kind == "rgb":
                 dev.blink(on_time=0.05, off_time=0.05, on_color=self._colour("error"), background=True)

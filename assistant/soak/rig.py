@@ -100,7 +100,7 @@ def soak_config(workdir: Path, models: dict[str, Path], options: RigOptions) -> 
              max_tokens=lean_tokens, threads=options.threads, reply_words=8),
         Tier(name="fixed", kind="fixed", enter_soc_pct=10.0),
         Tier(name="shutdown", kind="shutdown", enter_soc_pct=0.0),
-    ], shutdown_soc_pct=5.0)
+    ])
     return replace(
         base,
         paths=PathsConfig(state_dir=workdir / "state", models_dir=workdir / "models"),
@@ -158,7 +158,7 @@ def build_rig(workdir: Path, options: RigOptions = RigOptions()) -> Rig:
         opened.append(led)
         appliance = Appliance(
             session, mic=mic, speaker=speaker, button=button, led=led, notifier=SystemdNotifier(environ={}),
-            policy=ShutdownPolicy(cfg.shutdown, cells_in_series=2),
+            policy=ShutdownPolicy(cfg.shutdown, empty=session.empty_point),
             shutdowner=Shutdowner(cfg.shutdown, run=pretend_poweroff),
             heartbeat_max_s=cfg.service.watchdog_heartbeat_max_s, turn_budget_s=cfg.service.busy_budget_s,
         )
