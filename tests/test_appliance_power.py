@@ -13,7 +13,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from assistant.config import AssistantConfig, PathsConfig
-from assistant.device.appliance import GAUGE_SILENT_SAY, POWER_OFF_REFUSED, Appliance, State
+from assistant.device.appliance import BATTERY_CHECK_S, GAUGE_SILENT_SAY, POWER_OFF_REFUSED, Appliance, State
 from assistant.device.button import ButtonEvent
 from assistant.device.device_config import LedConfig, ShutdownConfig
 from assistant.device.led import LedState, StatusLed
@@ -153,10 +153,7 @@ def test_no_gauge_on_a_device_never_powers_off_in_a_day_and_a_late_hat_is_picked
         bus.chips[0x42] = chip  # the HAT is connected
 
     button.hooks.append((clock.now + 18 * 3600.0, check_alarm_then_plug_in))  # 18 h in, a HAT on a 90 % pack
-    try:
-        appliance.run()
-    finally:
-        appliance.led.close()
+    appliance.run()  # closes everything when it ends
     assert poweroff.calls == []  # a whole day, and never a power-off
     assert seen["alarm"] is not None and seen["alarm"].startswith("no battery gauge")
     richest = next(t.name for t in appliance.session.tiers.ladder if t.name not in appliance.session.unavailable)
@@ -175,10 +172,7 @@ def test_a_simulated_battery_on_a_device_decides_nothing(tmp_path: Path, factory
     poweroff = PowerOff(clock)
     appliance, _, _, _ = appliance_on(config(tmp_path, hold_s=10.0), pack, clock, factory, until=clock.now + 3600,
                                       poweroff=poweroff, tmp_path=tmp_path)
-    try:
-        appliance.run()
-    finally:
-        appliance.led.close()
+    appliance.run()  # closes everything when it ends
     assert pack.soc_pct == 0.0 and poweroff.calls == []
     assert appliance.alarm is not None and "SIMULATION" in appliance.alarm
 
@@ -199,10 +193,7 @@ def test_a_refused_power_off_keeps_serving_and_tries_again(tmp_path: Path, facto
     poweroff = PowerOff(clock, refusals=2)
     appliance, _, speaker, notes = appliance_on(config(tmp_path, hold_s=30.0), gauge, clock, factory,
                                                 until=clock.now + 3600, poweroff=poweroff, tmp_path=tmp_path)
-    try:
-        appliance.run()
-    finally:
-        appliance.led.close()
+    appliance.run()  # closes everything when it ends
     assert len(poweroff.calls) == 3 and appliance.poweroff_failures == 2
     assert [b - a for a, b in zip(poweroff.calls, poweroff.calls[1:])] == pytest.approx([60.0, 60.0], abs=5.0)
     assert any(POWER_OFF_REFUSED in s for s in notes.statuses)
@@ -228,12 +219,56 @@ def test_a_gauge_that_goes_silent_is_an_alarm_and_no_evidence(tmp_path: Path, fa
     real_synthesize = synth.synthesize
     synth.synthesize = lambda text: said.append(text) or real_synthesize(text)  # type: ignore[method-assign]
     button.hooks.append((clock.now + 20.0, lambda: chip.fail_next_reads(10**9)))  # the MCU stops answering
-    try:
-        appliance.run()
-    finally:
-        appliance.led.close()
+    appliance.run()  # closes everything when it ends
     assert poweroff.calls == []  # 20 s of "empty" is short of the hold; the rest is silence
     assert appliance.alarm is not None and "has given no reading" in appliance.alarm
     assert said == [GAUGE_SILENT_SAY]  # said once, in half an hour of silence
     assert any("has given no reading" in s for s in notes.statuses)
     assert sum("battery alarm" in r for r in []) == 0
+
+
+class LowPack:
+    """A scripted gauge on the test's clock: full until ``empty_at``, then 2 %; on battery unless ``plugged``."""
+
+    name = "scripted"
+    poll_period_s = 0.1
+
+    def __init__(self, clock: Clock, *, plugged: bool, empty_at: float) -> None:
+        from assistant.power.cutoff import DEFAULT_EMPTY
+
+        self.empty_point = DEFAULT_EMPTY
+        self.clock, self.plugged, self.empty_at = clock, plugged, empty_at
+
+    def read(self) -> Any:
+        from assistant.messages import BatteryReading
+
+        now = self.clock()
+        soc = 80.0 if now < self.empty_at else 2.0
+        current = 0.5 if self.plugged else -0.8
+        volts = 7.0 if soc < 5 else 8.0
+        return BatteryReading(now, volts, current, current * volts, soc, self.plugged, self.plugged, "scripted",
+                              cell_voltage_v=volts / 2)
+
+    def arm_power_restore(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("plugged", [False, True])
+def test_low_battery_shutdown_only_on_battery_after_the_hold(tmp_path: Path, factory: MockFactory,
+                                                             plugged: bool) -> None:
+    clock = Clock()
+    pack = LowPack(clock, plugged=plugged, empty_at=clock.now + 30.0)
+    poweroff = PowerOff(clock)
+    appliance, _, speaker, _ = appliance_on(config(tmp_path, hold_s=60.0), pack, clock, factory,
+                                            until=clock.now + 3600, poweroff=poweroff, tmp_path=tmp_path)
+    appliance.run()
+    if plugged:
+        assert poweroff.calls == [] and appliance.shutdown_reason is None  # an hour at 2 %, on mains
+    else:
+        assert len(poweroff.calls) == 1
+        assert 30.0 + 60.0 <= poweroff.calls[0] - 1000.0 <= 30.0 + 60.0 + 2 * BATTERY_CHECK_S  # empty, then the hold
+        assert appliance.shutdown_reason is not None and appliance.shutdown_reason.startswith("on battery, SoC 2.0 %")
+        assert speaker.seconds > 1.0  # the announcement was spoken

@@ -205,3 +205,27 @@ def test_bad_pin_is_a_config_error() -> None:
     for too_short in (0, 0.005):  # a release bounce would become a press and cancel the question
         with pytest.raises(ConfigError, match=r"button.*bounce_s must be at least 0.01"):
             build(ButtonConfig, {"bounce_s": too_short}, "config.yaml", "button.")
+
+
+def test_a_late_timer_loses_no_edge(factory: MockFactory) -> None:
+    """On a busy machine the window's timer can run late: a release followed by the next press, each
+    held for a whole window by the edges' own times, is still a release and a press."""
+    now = [50.0]
+    with PushToTalkButton(FAST, pin_factory=factory, clock=lambda: now[0]) as b:
+        b.pin.drive_low()  # pressed at 50.00 ...
+        now[0] = 50.2
+        b.pin.drive_high()  # ... released at 50.20, before any timer ran (the clock here is the edges')
+        now[0] = 50.25
+        b.pin.drive_low()  # pressed again at 50.25
+        press = b.wait_event(0.0)
+        release = b.wait_event(0.0)
+        assert press is not None and press.kind == "press" and press.t == 50.0
+        assert release is not None and release.kind == "release" and release.t == 50.2
+        again = expect(b, "press")  # judged by the timer once nothing moves
+        assert again.t == 50.25
+
+
+def test_a_touch_shorter_than_the_window_is_nothing(button: PushToTalkButton) -> None:
+    button.pin.drive_low()
+    button.pin.drive_high()  # well within bounce_s: as lgpio would, nothing is reported
+    assert button.settled(1.0) and button.wait_event(0.0) is None

@@ -87,3 +87,17 @@ def test_a_button_or_led_on_the_gauges_i2c_lines_is_refused(tmp_path: Path, sect
         load_config(path)
     path.write_text(yaml.safe_dump({section: values, "battery": {"kind": "simulated"}}))
     load_config(path)  # a simulated battery needs no I2C
+
+
+@pytest.mark.parametrize("text,words", [
+    ("tiers:\n  tiers: [{name: fixed, kind: fixed}]\n  shutdown_soc_pct: 9\n", ["tiers.shutdown_soc_pct", "battery.empty_soc_pct"]),
+    ("shutdown:\n  cell_voltage_v: 3.3\n", ["shutdown.cell_voltage_v", "battery.empty_cell_v"]),
+    ("service:\n  busy_budget_s: 60\n", ["service.busy_budget_s", "service.turn_budget_s"]),
+    ("asr:\n  partials: false\n", ["asr.partials", "was removed"]),
+])
+def test_a_moved_or_removed_key_says_what_to_do(tmp_path: Path, text: str, words: list[str]) -> None:
+    path = tmp_path / "old.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(path) in str(info.value) and all(w in str(info.value) for w in words)

@@ -35,15 +35,31 @@ def config(tmp_path: Path, files: dict[str, Path]) -> AssistantConfig:
                    tiers=ladder(files), battery=replace(base.battery, empty_soc_pct=10.0))
 
 
+class TickingClock:
+    """Time that moves on by ``step`` seconds at every look: the pack drains by how often the session
+    reads it, the same on a quiet or a loaded machine."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 1000.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
 def test_simulated_discharge_walks_down_the_ladder(tmp_path: Path, ladder_files: dict[str, Path]) -> None:
-    # A 0.08 Wh pack drawn at the process's real CPU power x 3: empty in about half a minute of turns.
-    pack = SimulatedPack(capacity_wh=0.08, start_soc_pct=100.0, time_scale=3.0)
+    # A 0.08 Wh pack at 20 W, on a clock that moves 0.1 s at every look: empty in a few dozen turns.
+    clock = TickingClock(0.1)
+    pack = SimulatedPack(capacity_wh=0.08, start_soc_pct=100.0, power_profile=lambda t: 20.0, clock=clock,
+                         cpu_time_fn=lambda: 0.0)
     seen: list[str] = []
     records = []
-    with Session(config(tmp_path, ladder_files), with_asr=False, gauge=pack, simulation=True) as session:
+    with Session(config(tmp_path, ladder_files), with_asr=False, gauge=pack, simulation=True,
+                 start_meter=False) as session:
+        session.meter.clock = clock
         assert session.empty_point.soc_pct == 10.0 and "battery.empty_" in session.empty_point.source
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
+        for _ in range(400):
+            session.meter.poll()
             tier = session.select_tier()
             if tier.kind == "shutdown":
                 seen.append("shutdown")
@@ -51,6 +67,7 @@ def test_simulated_discharge_walks_down_the_ladder(tmp_path: Path, ladder_files:
             rec = session.run_turn(NullSpeaker(), text="What is the battery level?" if tier.kind == "fixed"
                                    else "Name a large animal.")
             records.append(rec)
+            session.meter.poll()
             if not seen or seen[-1] != tier.name:
                 seen.append(tier.name)
         log = read_log(session.turn_log.path)
@@ -164,3 +181,14 @@ def test_pinned_tier_is_used_until_shutdown(tmp_path: Path, ladder_files: dict[s
         assert s.run_turn(NullSpeaker(), text="Say hello.").extra["tier"] == "q2_k"
     with pytest.raises(ConfigError, match="no tier named 'q9'"):
         Session(config(tmp_path, ladder_files), with_asr=False, gauge=SimulatedPack(capacity_wh=1), pin_tier="q9")
+
+
+def test_llm_budget_caps_every_tier(tmp_path: Path, ladder_files: dict[str, Path]) -> None:
+    """``llm.max_tokens`` and ``llm.n_ctx`` are the reply-length knobs the README names: each tier's
+    own budget is capped by them (before, every tier silently overrode them)."""
+    base = config(tmp_path, ladder_files)
+    cfg = replace(base, llm=replace(base.llm, max_tokens=10, n_ctx=256))
+    with Session(cfg, with_asr=False, gauge=SimulatedPack(capacity_wh=10), start_meter=False) as s:
+        s.select_tier()
+        assert s.tier is not None and s.tier.max_tokens == 24
+        assert s.responder.max_tokens == 10 and s.responder.n_ctx == 256  # type: ignore[union-attr]

@@ -34,8 +34,8 @@ def run(args: argparse.Namespace, cfg: AssistantConfig) -> int:
     for name, opener, test in (
         ("status LED", lambda: StatusLed(cfg.led, pin_factory=factory), check_led),
         ("speaker", lambda: NullSpeaker() if args.sim else SoundDeviceSpeaker(device=cfg.speaker.device), check_speaker),
-        ("microphone", lambda: SimMicrophone(rate=cfg.mic.rate, noise_dbfs=-60) if args.sim else
-         SoundDeviceMicrophone(device=cfg.mic.device, rate=cfg.mic.rate), check_mic),
+        ("microphone", lambda: SimMicrophone(rate=cfg.asr.rate, noise_dbfs=-60) if args.sim else
+         SoundDeviceMicrophone(device=cfg.mic.device, rate=cfg.asr.rate, capture_rate=cfg.mic.rate), check_mic),
     ):
         try:
             device = opener()

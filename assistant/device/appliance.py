@@ -16,7 +16,7 @@ from assistant.device.led import LedState, StatusLed
 from assistant.device.notify import SystemdNotifier, Watchdog
 from assistant.device.shutdown import ShutdownPolicy, Shutdowner
 from assistant.errors import AssistantError, AudioDeviceError, NoSpeech
-from assistant.messages import AudioClip, TurnRecord
+from assistant.messages import SAMPLE_WIDTH, AudioClip, TurnRecord
 from assistant.power.cutoff import PowerSource, power_source
 from assistant.power.gauges.absent import AbsentGauge
 from assistant.session import Session
@@ -58,6 +58,8 @@ class _Turn:
     thread: threading.Thread | None = None
     record: TurnRecord | None = None
     error: str | None = None
+    head: list[bytes] = field(default_factory=list)
+    """Audio captured between the contact closing and the press being reported (the debounce window)."""
     stopped: bool = False
     """The main loop stopped this turn (barge-in, tap, shutdown): not a failure."""
 
@@ -148,6 +150,7 @@ class Appliance:
         self._run_tag = secrets.token_hex(2)
         """Part of every turn id: ids stay unique across restarts even if the clock went back (no RTC)."""
         self._audio_failed = False
+        self._closed = False
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -221,7 +224,7 @@ class Appliance:
         """React to one button event."""
         if event.kind == "press":
             self._cancel_turn("barge-in")
-            self._listen()
+            self._listen(pressed_at=event.t)
         elif event.kind == "release":
             turn = self._turn
             if turn is not None:
@@ -239,13 +242,13 @@ class Appliance:
 
     # -- turns ----------------------------------------------------------------------------------
 
-    def _listen(self) -> None:
+    def _listen(self, *, pressed_at: float) -> None:
         self.turns += 1
         turn = _Turn(turn_id=f"t{int(time.time())}-{self.turns}-{self._run_tag}", started=self.clock())
         if self._audio_failed:
             self._recover_audio()
         try:
-            self._drain_mic()
+            turn.head = self._since_press(pressed_at)
         except AudioDeviceError as exc:
             _LOG.error("[%s] microphone failed: %s; reopening it", turn.turn_id, exc)
             self._recover_audio()
@@ -255,13 +258,24 @@ class Appliance:
         self._turn = turn
         turn.thread.start()
 
-    def _drain_mic(self) -> None:
+    def _since_press(self, pressed_at: float) -> list[bytes]:
+        """Drop what the microphone captured before the press; keep what came since the contact closed
+        (the press is reported once the debounce window has passed, and the person may already speak)."""
+        backlog: list[bytes] = []
         for _ in range(400):  # at most 20 s of backlog at 50 ms blocks
-            if self.mic.read_chunk(0.0) is None:
-                return
+            chunk = self.mic.read_chunk(0.0)
+            if chunk is None:
+                break
+            backlog.append(chunk)
+        if not backlog:
+            return []
+        block_s = len(backlog[-1]) / (SAMPLE_WIDTH * self.mic.rate)
+        keep = int(max(0.0, self.clock() - pressed_at) / block_s) + 1 if block_s > 0 else 0
+        return backlog[-keep:]
 
     def _utterance(self, turn: _Turn) -> Iterator[bytes]:
         """Microphone audio from the press until the release (then what was already captured)."""
+        yield from turn.head
         while not turn.cancel.is_set():
             chunk = self.mic.read_chunk(0.2)
             if chunk:
@@ -315,14 +329,10 @@ class Appliance:
         """Reopen the microphone and the speaker (a failed stream stays failed until reopened); what
         cannot be reopened yet is tried again at the next press."""
         self._audio_failed = False
-        for name, device in (("microphone", self.mic), ("speaker", self.speaker)):
-            reopen = getattr(device, "reopen", None)
+        devices: tuple[tuple[str, Microphone | Speaker], ...] = (("microphone", self.mic), ("speaker", self.speaker))
+        for name, device in devices:
             try:
-                if reopen is not None:
-                    reopen()
-                elif device is self.mic:
-                    self.mic.close()
-                    self.mic.open()
+                device.reopen()
             except AssistantError as exc:
                 self._audio_failed = True
                 _LOG.error("%s still unavailable: %s (will retry at the next press)", name, exc)
@@ -454,10 +464,17 @@ class Appliance:
         self._set(State.IDLE)
 
     def close(self) -> None:
-        """Stop the turn in flight, tell systemd, close the microphone, the LED and the session."""
+        """Stop the turn in flight, tell systemd, and close everything the appliance was given: it owns
+        the session and every device from the moment it is built; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
         self._cancel_turn("stop")
         self.notifier.stopping()
         self.watchdog.stop()
-        self.mic.close()
         self.led.set_state(LedState.OFF)
-        self.session.close()
+        for thing in (self.mic, self.speaker, self.button, self.led, self.session):
+            try:
+                thing.close()
+            except Exception:  # closing must go on for the rest
+                _LOG.exception("closing %s failed", type(thing).__name__)

@@ -65,9 +65,15 @@ class PushToTalkButton:
         self._down = False
         self._down_at = 0.0
         self._burst_at: float | None = None
+        """When the first edge of the burst being debounced came (the time its event will carry)."""
+        self._raw = False
+        """The level the last raw edge left (True: pressed)."""
+        self._last_edge = -float("inf")
+        self._deadline: float | None = None
+        """``time.monotonic()`` at which the open window closes; None: no window open."""
         self._hold_reported = False
-        self._settle: threading.Timer | None = None
         self._closed = False
+        self._worker = threading.Thread(target=self._debounce, name=f"button-{cfg.pin}", daemon=True)
         self._button = self._open(cfg, pin_factory)
         self._button.when_pressed = self._on_pressed
         self._button.when_released = self._on_released
@@ -75,6 +81,7 @@ class PushToTalkButton:
             self._button.when_held = self._on_held
         if self._button.is_pressed:
             _LOG.warning("button on GPIO%d reads pressed at start; check the wiring and button.pull_up", cfg.pin)
+        self._worker.start()
 
     @staticmethod
     def _open(cfg: ButtonConfig, pin_factory: Any) -> Any:
@@ -142,49 +149,63 @@ class PushToTalkButton:
             return
         self._emit("tap" if held < self.cfg.min_press_s else "release", now, held)
 
-    def _edge(self) -> None:
-        """A raw edge either way: (re)start the window; the level is judged once it has been stable."""
+    def _edge(self, pressed: bool) -> None:
+        """A raw edge: (re)open the window; the level is judged once it has held for ``bounce_s``.
+        Never blocks: a burst of edges goes in back to back, as the contacts make it."""
         now = self._clock()
         with self._lock:
             if self._closed:
                 return
+            if self._deadline is not None and now - self._last_edge >= self.cfg.bounce_s:
+                # the level before this edge held for a whole window and the worker has not judged it
+                # yet (a busy machine): judge it now, or a release followed by a press would be lost
+                self._judge_locked(self._raw)
             if self._burst_at is None:
                 self._burst_at = now
-            if self._settle is not None:
-                self._settle.cancel()
-            self._settle = threading.Timer(self.cfg.bounce_s, self._on_settled)
-            self._settle.daemon = True
-            self._settle.start()
+            self._raw = pressed
+            self._last_edge = now
+            self._deadline = time.monotonic() + self.cfg.bounce_s
+            self._lock.notify_all()
 
     def _on_pressed(self) -> None:
-        self._edge()
+        self._edge(True)
 
     def _on_released(self) -> None:
-        self._edge()
+        self._edge(False)
 
-    def _on_settled(self) -> None:
-        """The line has not moved for ``bounce_s``: report where it is, if that is news."""
+    def _judge_locked(self, pressed: bool) -> None:
+        """The line has stayed ``pressed`` for the window: report it if that is news."""
+        at = self._burst_at if self._burst_at is not None else self._clock()
+        self._burst_at = None
+        self._deadline = None
+        if pressed and not self._down:
+            self._press_locked(at)
+        elif not pressed and self._down:
+            self._release_locked(at)
+        self._lock.notify_all()
+
+    def _debounce(self) -> None:
+        """The worker: sleeps until a window closes with no further edge, then reads the line."""
         with self._lock:
-            if self._closed or self._settle is None or threading.current_thread() is not self._settle:
-                return  # a later edge restarted the window
-            self._settle = None
-            at = self._burst_at if self._burst_at is not None else self._clock()
-            self._burst_at = None
-            try:
-                pressed = bool(self._button.is_pressed)
-            except Exception as exc:  # noqa: BLE001 - a closed or failed pin must not kill the timer thread
-                _LOG.debug("button state unreadable after the debounce window: %s", exc)
-                pressed = self._down
-            if pressed and not self._down:
-                self._press_locked(at)
-            elif not pressed and self._down:
-                self._release_locked(at)
-            self._lock.notify_all()
+            while not self._closed:
+                if self._deadline is None:
+                    self._lock.wait()
+                    continue
+                left = self._deadline - time.monotonic()
+                if left > 0:
+                    self._lock.wait(left)  # a new edge moves the deadline and wakes it
+                    continue
+                try:
+                    pressed = bool(self._button.is_pressed)
+                except Exception as exc:  # noqa: BLE001 - a closed or failed pin must not end the worker
+                    _LOG.debug("button state unreadable after the debounce window: %s", exc)
+                    pressed = self._raw
+                self._judge_locked(pressed)
 
     def settled(self, timeout: float | None = None) -> bool:
         """Wait until no debounce window is open (every edge so far has been judged); False on timeout."""
         with self._lock:
-            return self._lock.wait_for(lambda: self._settle is None or self._closed, timeout)
+            return self._lock.wait_for(lambda: self._deadline is None or self._closed, timeout)
 
     def _on_held(self) -> None:
         now = self._clock()
@@ -205,10 +226,9 @@ class PushToTalkButton:
             if self._closed:
                 return
             self._closed = True
-            if self._settle is not None:
-                self._settle.cancel()
-                self._settle = None
             self._lock.notify_all()
+        if self._worker is not threading.current_thread():
+            self._worker.join()  # no thread of the button outlives it
         self._button.close()
         self._events.put(None)
 

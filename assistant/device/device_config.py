@@ -210,11 +210,11 @@ class ServiceConfig:
     watchdog_heartbeat_max_s: float = 30.0
     """The main loop must report alive at least this often, or the watchdog pings stop and systemd
     restarts the service after ``WatchdogSec`` (s)."""
-    busy_budget_s: float = 120.0
-    """Longest single operation (model load, one reply) during which the pings go on without a
-    heartbeat (s)."""
+    turn_budget_s: float = 120.0
+    """Longest a single turn may run: past it the main loop withholds its heartbeats, the watchdog
+    pings stop and systemd restarts the service (s)."""
 
     def __post_init__(self) -> None:
-        if self.watchdog_heartbeat_max_s <= 0 or self.busy_budget_s <= 0:
-            raise ValueError(f"watchdog_heartbeat_max_s ({self.watchdog_heartbeat_max_s}) and busy_budget_s "
-                             f"({self.busy_budget_s}) must be positive")
+        if self.watchdog_heartbeat_max_s <= 0 or self.turn_budget_s <= 0:
+            raise ValueError(f"watchdog_heartbeat_max_s ({self.watchdog_heartbeat_max_s}) and turn_budget_s "
+                             f"({self.turn_budget_s}) must be positive")

@@ -75,7 +75,8 @@ def build_appliance(cfg: AssistantConfig, *, sim: bool = False, sim_out: Path | 
             out = sim_out or ensure_dir(cfg.paths.state_dir) / "sim-speaker.wav"
             speaker = WavSpeaker(out, realtime=True)
         else:
-            mic = SoundDeviceMicrophone(device=cfg.mic.device, rate=rate, block_ms=cfg.mic.block_ms)
+            mic = SoundDeviceMicrophone(device=cfg.mic.device, rate=rate, block_ms=cfg.mic.block_ms,
+                                        capture_rate=cfg.mic.rate)
             speaker = SoundDeviceSpeaker(device=cfg.speaker.device)
         opened.append(speaker)
         button = PushToTalkButton(cfg.button, pin_factory=pin_factory)
@@ -87,7 +88,7 @@ def build_appliance(cfg: AssistantConfig, *, sim: bool = False, sim_out: Path | 
         appliance = Appliance(
             session, mic=mic, speaker=speaker, button=button, led=led, notifier=notifier,
             policy=ShutdownPolicy(cfg.shutdown, empty=session.empty_point), shutdowner=shutdowner,
-            heartbeat_max_s=cfg.service.watchdog_heartbeat_max_s, turn_budget_s=cfg.service.busy_budget_s,
+            heartbeat_max_s=cfg.service.watchdog_heartbeat_max_s, turn_budget_s=cfg.service.turn_budget_s,
         )
     except BaseException:
         for thing in reversed(opened):
@@ -95,15 +96,6 @@ def build_appliance(cfg: AssistantConfig, *, sim: bool = False, sim_out: Path | 
         raise
     controls = SimControls(mic, pin_factory, speaker, appliance) if sim else None  # type: ignore[arg-type]
     return appliance, controls
-
-
-def close_devices(appliance: Appliance) -> None:
-    """Close what ``Appliance.close`` leaves open: the button, the LED and the speaker."""
-    for thing in (appliance.button, appliance.led, appliance.speaker):
-        try:
-            thing.close()
-        except Exception:  # closing must go on for the rest
-            _LOG.exception("closing %s failed", type(thing).__name__)
 
 
 def press_periodically(controls: SimControls, clip: AudioClip, every_s: float, stop: threading.Event) -> threading.Thread:
