@@ -67,7 +67,8 @@ class TurnRecord:
     tokens: int = 0
     """Generated tokens."""
     words: int = 0
-    """Words spoken (in the reply)."""
+    """Words spoken: of the reply's sentences that were synthesized whole (a barge-in or a failure
+    cuts the rest, so this is what a person heard)."""
     sentences: int = 0
     audio_in_s: float = 0.0
     """Length of the spoken question (s)."""

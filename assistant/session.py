@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -193,15 +194,16 @@ class Session:
         With ``play_out`` the turn lasts until the speaker has played the answer (or ``cancel`` is
         set during playback, which marks the turn cancelled): the record then covers what was heard.
         """
-        tier = self.select_tier()
-        assert self.responder is not None and self.synthesizer is not None
+        record = TurnRecord(turn_id=turn_id or uuid.uuid4().hex[:12])
         before = self.reading()
         start = self.meter.mark()
-        pipeline = Pipeline(self.transcriber, self.responder, self.synthesizer, speaker,
-                            first_clause_words=self.cfg.tts.first_clause_words)
-        record: TurnRecord | None = None
+        tier: Tier | None = None
         try:
-            record = pipeline.run_turn(audio=audio, text=text, cancel=cancel, turn_id=turn_id)
+            tier = self.select_tier()  # inside: a tier that fails to load is a failed turn, logged
+            assert self.responder is not None and self.synthesizer is not None
+            pipeline = Pipeline(self.transcriber, self.responder, self.synthesizer, speaker,
+                                first_clause_words=self.cfg.tts.first_clause_words)
+            pipeline.run_turn(audio=audio, text=text, cancel=cancel, record=record)
             if play_out and not record.cancelled:
                 while not speaker.wait(0.05):
                     if cancel is not None and cancel.is_set():
@@ -209,17 +211,16 @@ class Session:
                         break
             return record
         except Exception as exc:  # logged whatever failed (an engine may raise its own types), then raised
-            record = TurnRecord(turn_id=turn_id or "failed", error=f"{type(exc).__name__}: {exc}",
-                                cancelled=cancel is not None and cancel.is_set())
+            record.error = f"{type(exc).__name__}: {exc}"  # with what the turn did until then
+            record.cancelled = record.cancelled or (cancel is not None and cancel.is_set())
             raise
         finally:
-            if record is not None:
-                self.meter.poll()
-                span = self.meter.record_turn(start, self.meter.mark())
-                after = self.reading()
-                entry = self.turn_log.write_turn(record, tier=tier, before=before, after=after, energy=span,
-                                                 usable_energy_j=self.usable_energy_j)
-                record.extra.update(_extra(entry))
+            self.meter.poll()
+            span = self.meter.record_turn(start, self.meter.mark())
+            after = self.reading()
+            entry = self.turn_log.write_turn(record, tier=tier, before=before, after=after, energy=span,
+                                             usable_energy_j=self.usable_energy_j)
+            record.extra.update(_extra(entry))
 
     def close(self) -> None:
         """Stop the meter and free every engine."""

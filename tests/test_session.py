@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from assistant.config import AssistantConfig, PathsConfig
-from assistant.errors import BatteryReadError, ConfigError
+from assistant.errors import BatteryReadError, ConfigError, ModelError, ModelNotFound
 from assistant.messages import BatteryReading
 from assistant.power.cutoff import DEFAULT_EMPTY
 from assistant.power.gauges import SimulatedPack
@@ -192,3 +192,35 @@ def test_llm_budget_caps_every_tier(tmp_path: Path, ladder_files: dict[str, Path
         s.select_tier()
         assert s.tier is not None and s.tier.max_tokens == 24
         assert s.responder.max_tokens == 10 and s.responder.n_ctx == 256  # type: ignore[union-attr]
+
+
+def test_a_failed_turn_keeps_what_it_did(tmp_path: Path, ladder_files: dict[str, Path]) -> None:
+    """A voice that crashes on the third sentence: the record keeps the two sentences spoken, their
+    words and tokens, and the error (before, it was logged as a blank turn with the full joules)."""
+    from scripted import ScriptedResponder, ScriptedSynthesizer
+
+    with Session(config(tmp_path, ladder_files), with_asr=False, gauge=SimulatedPack(capacity_wh=10),
+                 start_meter=False) as s:
+        s.select_tier()
+        s.responder = ScriptedResponder("One two three. Four five six. Seven eight nine. Ten.")  # type: ignore[assignment]
+        s.synthesizer = ScriptedSynthesizer(fail_at=2)  # type: ignore[assignment]
+        s._switch = lambda tier: None  # type: ignore[method-assign]  # keep the scripted responder
+        with pytest.raises(RuntimeError, match="the voice crashed"):
+            s.run_turn(NullSpeaker(), text="Count, please.", turn_id="crash")
+        (entry,) = read_log(s.turn_log.path).records
+    assert entry["turn_id"] == "crash" and "the voice crashed" in entry["error"]
+    assert entry["words"] == 6 and entry["tokens"] >= 6 and entry["tier"] == "q8_0"
+
+
+def test_a_tier_that_fails_to_load_is_a_logged_turn(tmp_path: Path, ladder_files: dict[str, Path]) -> None:
+    """A pinned tier whose model went bad between turns: the turn fails, and the log says so (before,
+    ``select_tier`` ran outside the logged block and the turn left no record at all)."""
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(ladder_files["Q2_K"].read_bytes())
+    with Session(config(tmp_path, dict(ladder_files, Q2_K=bad)), with_asr=False, gauge=SimulatedPack(capacity_wh=10),
+                 start_meter=False, pin_tier="q2_k") as s:
+        bad.write_bytes(b"GGUF broken")
+        with pytest.raises((ModelError, ModelNotFound)):
+            s.run_turn(NullSpeaker(), text="Say hello.", turn_id="no-model")
+        (entry,) = read_log(s.turn_log.path).records
+    assert entry["turn_id"] == "no-model" and entry["tier"] is None and entry["error"]
