@@ -18,6 +18,7 @@ import yaml
 from assistant.errors import ConfigError
 from assistant.device.device_config import I2C_GPIOS, ButtonConfig, LedConfig, ServiceConfig, ShutdownConfig
 from assistant.power.battery_config import BatteryConfig
+from assistant.power.governor import GovernorConfig
 from assistant.power.tiers import TierConfig
 
 _LOG = logging.getLogger(__name__)
@@ -133,6 +134,8 @@ class AssistantConfig:
     tiers: TierConfig | None = None
     """The quantization ladder; empty means the built-in ladder over the embedded model (see
     `assistant models build-ladder`, which can write this section)."""
+    governor: GovernorConfig = field(default_factory=GovernorConfig)
+    """How long a charge must last: with a target, the richest tier that reaches it is used."""
     source: Path | None = None
     """The file this configuration was read from (None: built-in defaults)."""
 

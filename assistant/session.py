@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import replace
@@ -13,13 +14,14 @@ from typing import Any
 from assistant.config import AssistantConfig, ensure_dir
 from assistant.errors import BatteryReadError, ConfigError, ModelError, ModelNotFound
 from assistant.messages import BatteryReading, TurnRecord
-from assistant.power.cutoff import EmptyPoint
+from assistant.power.cutoff import EmptyPoint, power_source
 from assistant.power.empty_store import empty_point_for
 from assistant.power.energy import EnergyMeter
 from assistant.power.fixed_replies import FixedResponder
 from assistant.power.gauges import Gauge, open_gauge
+from assistant.power.governor import Costs, Outlook, Plan, TierCost, plan, remaining_energy_j
 from assistant.power.tiers import Tier, TierConfig, choose_tier, default_ladder, length_instruction, unavailable_tiers
-from assistant.power.turnlog import TurnLog
+from assistant.power.turnlog import TurnLog, read_log
 from assistant.speech.asr import Transcriber
 from assistant.speech.engines import open_asr, open_responder, open_synthesizer
 from assistant.speech.llm import Responder, check_gguf
@@ -85,6 +87,14 @@ class Session:
         if start_meter:
             self.meter.start()
         self.turn_log = TurnLog(turn_log or ensure_dir(cfg.paths.state_dir) / TURN_LOG)
+        self.started_unix = time.time()
+        """When the session began: the governor's ``target_hours`` count from here."""
+        self.costs = Costs(rate_window_s=cfg.governor.rate_window_min * 60.0)
+        """What each tier has cost per answer, for the governor and the battery outlook."""
+        if cfg.governor.active:
+            self.costs.add_entries(read_log(self.turn_log.path).records)
+        self.plan: Plan | None = None
+        """The governor's last plan (None without a target)."""
         self.tier: Tier | None = None
         self.responder: Responder | None = None
         self.transcriber: Transcriber | None = None
@@ -142,10 +152,14 @@ class Session:
         """Choose the tier for the next turn and make its responder resident."""
         self._recheck()
         while True:
-            tier = choose_tier(self.policy_reading(), self.tiers, self.tier, empty=self.empty_point,
-                               unavailable=self.unavailable)
+            reading = self.policy_reading()
+            tier = choose_tier(reading, self.tiers, self.tier, empty=self.empty_point, unavailable=self.unavailable)
             if self.pinned is not None and tier.kind != "shutdown":
                 tier = self.pinned
+            elif tier.kind != "shutdown" and reading is not None and power_source(reading) != "external":
+                self.plan = self.governor_plan(reading)
+                if self.plan is not None and self.plan.tier is not None:
+                    tier = self.tiers.tier(self.plan.tier) or tier
             if tier == self.tier and self.responder is not None:
                 return tier
             try:
@@ -158,6 +172,63 @@ class Session:
                 _LOG.error("tier '%s' cannot be used and is skipped: %s", tier.name, exc)
                 self.unavailable.add(tier.name)
                 self._bad_files[tier.name] = _file_key(tier)
+
+    # -- the governor ------------------------------------------------------------------------
+
+    def _time_scale(self) -> float:
+        """Simulated seconds per real one (a simulated pack can run its clock faster); 1 on a real gauge."""
+        return float(getattr(self.gauge, "time_scale", 1.0))
+
+    def _idle_w(self, reading: BatteryReading) -> float:
+        """The draw between turns (W): between turns the latest reading is an idle one."""
+        if reading.power_w is not None and reading.power_w < 0:
+            return -reading.power_w
+        return 0.0
+
+    def outlooks(self, reading: BatteryReading | None) -> tuple[Plan | None, list[Outlook]]:
+        """The governor's plan (None without a target) and, per available tier, how far the pack goes."""
+        if reading is None or reading.soc_pct is None:
+            return None, []
+        gov, scale, now = self.cfg.governor, self._time_scale(), time.time()
+        hours_left: float | None = None
+        if gov.target_hours is not None:
+            hours_left = max(0.0, gov.target_hours - (now - self.started_unix) * scale / 3600.0)
+        elif gov.until is not None:
+            target = gov.target_unix(self.started_unix)
+            hours_left = max(0.0, ((target or now) - now) / 3600.0)
+        per_hour = self.costs.per_hour(now)
+        costs = {t: TierCost(c.joules * scale, c.seconds * scale, c.answers) for t, c in self.costs.costs().items()}
+        ladder = [t.name for t in self.tiers.ladder if t.name not in self.unavailable]
+        p = plan(ladder, costs, remaining_j=remaining_energy_j(reading.soc_pct, self.empty_point.soc_pct or 0.0,
+                                                               self.usable_energy_j),
+                 idle_w=self._idle_w(reading), per_hour=None if per_hour is None else per_hour / scale,
+                 hours_left=hours_left)
+        return (p if gov.active else None), list(p.outlooks)
+
+    def governor_plan(self, reading: BatteryReading) -> Plan | None:
+        """The governor's plan for the next turn; None without a target."""
+        return self.outlooks(reading)[0]
+
+    def outlook_words(self) -> str:
+        """``About 120 more answers at this tier, 400 at the lowest.`` (and whether the target is met)."""
+        reading = self.reading()
+        p, looks = self.outlooks(reading)
+        known = {o.tier: o for o in looks if o.answers is not None}
+        current = known.get(self.tier.name) if self.tier is not None else None
+        lowest = next((known[t] for t in reversed([o.tier for o in looks]) if t in known), None)
+        if current is None and lowest is None:
+            return ""
+        parts = []
+        if current is not None:
+            parts.append(f"about {current.answers} more answers at this tier")
+        if lowest is not None and lowest is not current:
+            parts.append(f"{lowest.answers} at the lowest")
+        text = ", ".join(parts).capitalize() + "."
+        if p is not None and p.target_hours_left is not None:
+            meets = current.meets_target if current is not None else None
+            text += (" That lasts to the target." if meets else " The target will not be met at this tier."
+                     if meets is False else "")
+        return text
 
     def _switch(self, tier: Tier) -> None:
         old = self.tier
@@ -173,7 +244,7 @@ class Session:
                                threads=tier.threads or llm.threads, system_prompt=prompt)
             self.responder = open_responder(replace(self.cfg, llm=tier_llm), tier.model)
         else:
-            self.responder = FixedResponder(battery=self.reading, tier=lambda: self.tier)
+            self.responder = FixedResponder(battery=self.reading, tier=lambda: self.tier, outlook=self.outlook_words)
         self.tier = tier
         _LOG.info("tier %s -> %s (%s)", old.name if old else "none", tier.name, tier.quant)
 
@@ -195,6 +266,7 @@ class Session:
         set during playback, which marks the turn cancelled): the record then covers what was heard.
         """
         record = TurnRecord(turn_id=turn_id or uuid.uuid4().hex[:12])
+        started = time.time()
         before = self.reading()
         start = self.meter.mark()
         tier: Tier | None = None
@@ -219,8 +291,10 @@ class Session:
             span = self.meter.record_turn(start, self.meter.mark())
             after = self.reading()
             entry = self.turn_log.write_turn(record, tier=tier, before=before, after=after, energy=span,
-                                             usable_energy_j=self.usable_energy_j)
+                                             usable_energy_j=self.usable_energy_j, plan=self.plan)
             record.extra.update(_extra(entry))
+            if tier is not None and not record.error and not record.cancelled:
+                self.costs.add_turn(tier.name, span.joules, span.seconds, started)
 
     def close(self) -> None:
         """Stop the meter and free every engine."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,9 @@ from assistant.config import AssistantConfig
 from assistant.power.cutoff import power_source
 from assistant.power.empty_store import empty_point_for
 from assistant.power.gauges import open_gauge
-from assistant.power.tiers import choose_tier, default_ladder, unavailable_tiers
+from assistant.power.governor import Costs, Plan, plan, remaining_energy_j
+from assistant.messages import BatteryReading
+from assistant.power.tiers import TierConfig, choose_tier, default_ladder, unavailable_tiers
 from assistant.power.turnlog import read_log, summarize
 from assistant.session import TURN_LOG
 
@@ -38,11 +41,14 @@ def run_battery(args: argparse.Namespace, cfg: AssistantConfig) -> int:
     tiers = cfg.tiers or default_ladder(cfg.paths.models_dir.expanduser())
     missing = unavailable_tiers(tiers)
     tier = choose_tier(reading, tiers, None, empty=empty, unavailable=missing)
+    outlook = _outlook(cfg, tiers, missing, reading, empty.soc_pct)
     data: dict[str, Any] = {"reading": dataclasses.asdict(reading), "gauge": gauge.name, "tier": tier.name,
                             "quant": tier.quant, "kind": tier.kind, "model": str(tier.model) if tier.model else None,
                             "unavailable_tiers": sorted(missing), "usable_wh": cfg.battery.usable_wh,
                             "power_source": power_source(reading),
-                            "empty_point": dataclasses.asdict(empty), "simulated": reading.simulated}
+                            "empty_point": dataclasses.asdict(empty), "simulated": reading.simulated,
+                            "outlook": [dataclasses.asdict(o) for o in outlook.outlooks],
+                            "target_hours_left": outlook.target_hours_left}
     if args.json:
         print(json.dumps(data, indent=2, default=str))
         return 0
@@ -61,7 +67,28 @@ def run_battery(args: argparse.Namespace, cfg: AssistantConfig) -> int:
     print(f"Tier: {tier.name} ({tier.kind}, {tier.quant})" + (f" -> {tier.model}" if tier.model else ""))
     if missing:
         print(f"  unavailable tiers (model missing or corrupt): {', '.join(sorted(missing))}")
+    known = [o for o in outlook.outlooks if o.hours is not None]
+    if known:
+        print("Until the empty point, at the recent rate of questions (from the turn log):")
+        for o in known:
+            meets = "" if o.meets_target is None else ("  reaches the target" if o.meets_target else "  short of the target")
+            print(f"  {o.tier:<10} about {o.answers} more answers, {o.hours:.1f} h{meets}")
+    else:
+        print("Answers left per tier: not known yet (the turn log holds too few answers of each tier)")
     return 0
+
+
+def _outlook(cfg: AssistantConfig, tiers: TierConfig, missing: set[str], reading: BatteryReading,
+             empty_soc_pct: float | None) -> Plan:
+    """How far the pack goes on each available tier, from the costs the turn log has measured."""
+    costs = Costs(rate_window_s=cfg.governor.rate_window_min * 60.0)
+    costs.add_entries(read_log(cfg.paths.state_dir.expanduser() / TURN_LOG).records)
+    now = time.time()
+    target = cfg.governor.target_unix(now) if cfg.governor.until is not None else None
+    remaining = remaining_energy_j(reading.soc_pct or 0.0, empty_soc_pct or 0.0, cfg.battery.usable_wh * 3600.0)
+    return plan([t.name for t in tiers.ladder if t.name not in missing], costs.costs(), remaining_j=remaining,
+                idle_w=max(0.0, -(reading.power_w or 0.0)), per_hour=costs.per_hour(now),
+                hours_left=None if target is None else (target - now) / 3600.0)
 
 
 def _fmt(v: float | None, spec: str) -> str:

@@ -99,8 +99,9 @@ def say_tier(tier: Tier | None) -> str:
 class FixedResponder:
     """Answers with fixed phrases, for the tier where the battery is too low to run a language model.
 
-    It knows the time, the battery level (``battery()`` gives the latest reading) and the active
-    tier (``tier()``); anything else gets a short explanation. Implements the Responder protocol.
+    It knows the time, the battery level (``battery()`` gives the latest reading, ``outlook()`` how
+    many answers it still holds) and the active tier (``tier()``); anything else gets a short
+    explanation. Implements the Responder protocol.
     """
 
     model_name = "fixed-phrases"
@@ -111,9 +112,11 @@ class FixedResponder:
         battery: Callable[[], BatteryReading | None],
         tier: Callable[[], Tier | None],
         now: Callable[[], datetime] = datetime.now,
+        outlook: Callable[[], str] = lambda: "",
     ) -> None:
         self.battery = battery
         self.tier = tier
+        self.outlook = outlook
         self.now = now
         self.last = Generation()
 
@@ -124,7 +127,7 @@ class FixedResponder:
         if intent == "time":
             return say_time(self.now())
         if intent == "battery":
-            return say_battery(self.battery())
+            return " ".join(part for part in (say_battery(self.battery()), self.outlook()) if part)
         if intent == "tier":
             return say_tier(self.tier())
         return FALLBACK

@@ -16,6 +16,7 @@ from typing import Any
 
 from assistant.messages import BatteryReading, TurnRecord
 from assistant.power.energy import EnergySpan
+from assistant.power.governor import Plan
 from assistant.power.tiers import Tier
 
 _LOG = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ def turn_entry(
     after: BatteryReading | None,
     energy: EnergySpan | None,
     usable_energy_j: float | None,
+    plan: Plan | None = None,
     now: float | None = None,
 ) -> dict[str, Any]:
     """The log record of one turn.
@@ -89,6 +91,9 @@ def turn_entry(
         "total_s": _num(record.total_s),
         "cancelled": record.cancelled,
         "error": record.error,
+        "governor": None if plan is None else {
+            "tier": plan.tier, "reason": plan.reason, "target_hours_left": _num(plan.target_hours_left, 3),
+            "hours": {o.tier: _num(o.hours, 3) for o in plan.outlooks}},
     }
 
 
