@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="stop early at this state of charge (default: the pack's empty point, where the appliance "
                    "powers off); 'brownout': run on until the power goes (a real gauge only), then "
                    "`--resume` after the power is back measures and stores this device's empty point")
+    p.add_argument("--target-hours", type=float, metavar="H",
+                   help="let the governor make the charge last H hours (of the pack's time), keeping the richest "
+                        "tier that reaches it")
     p.add_argument("--time-scale", type=float, metavar="N", help="simulated pack: simulated seconds per real second")
     p.add_argument("--capacity-wh", type=float, metavar="X", help="simulated pack: nominal capacity (Wh)")
     p.add_argument("--out", type=Path, metavar="RUN_DIR", help="run directory (default: STATE_DIR/drain/<run id>)")
@@ -152,7 +155,7 @@ def run_drain(args: argparse.Namespace, cfg: AssistantConfig) -> int:
             brownout = args.until == "brownout"
             opts = DrainOptions(tier=args.tier, prompts=args.prompts,
                                 until_pct=None if brownout else args.until, until_brownout=brownout,
-                                time_scale=args.time_scale,
+                                time_scale=args.time_scale, target_hours=args.target_hours,
                                 capacity_wh=args.capacity_wh, speaker=args.speaker, max_turns=args.max_turns,
                                 shutdown=args.shutdown)
             result = start_run(cfg, opts, args.out, progress=progress)

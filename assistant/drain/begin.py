@@ -20,6 +20,7 @@ from assistant.drain.state import RunState, new_state, now_iso
 from assistant.atomic import write_json_atomic
 from assistant.errors import AssistantError, ConfigError
 from assistant.power.empty_store import save_measured
+from assistant.power.governor import GovernorConfig
 from assistant.power.gauges import Gauge, SimulatedPack, open_gauge
 from assistant.session import Session, ladder_for
 from assistant.speech.engines import open_synthesizer, voice_path
@@ -64,9 +65,10 @@ def _effective(cfg: AssistantConfig, opts: DrainOptions, start_soc: float | None
         bat = replace(bat, simulated=sim)
         if opts.capacity_wh is not None:
             bat = replace(bat, capacity_wh=opts.capacity_wh)
+        governor = cfg.governor if opts.target_hours is None else GovernorConfig(target_hours=opts.target_hours)
     except ValueError as exc:
         raise ConfigError(f"drain-test: {exc}") from exc
-    return replace(cfg, battery=bat)
+    return replace(cfg, battery=bat, governor=governor)
 
 
 def _voice_key(cfg: AssistantConfig, hashes: HashCache) -> str:

@@ -42,6 +42,9 @@ class DrainOptions:
     """On a real gauge, power the device off at the cut-off; otherwise only say what would happen."""
     sample_period_s: float = 1.0
     """Interval of the battery sample stream (s)."""
+    target_hours: float | None = None
+    """The governor's target for this run: the charge must last this many hours of the pack's time
+    (simulated hours on the simulated pack); None: ``governor`` of the configuration."""
 
     def __post_init__(self) -> None:
         if self.until_pct is not None and not 0.0 <= self.until_pct < 100.0:
@@ -58,6 +61,8 @@ class DrainOptions:
             raise ConfigError(f"--max-turns {self.max_turns} must be at least 1")
         if self.sample_period_s <= 0:
             raise ConfigError(f"sample period {self.sample_period_s:g} s must be positive")
+        if self.target_hours is not None and self.target_hours <= 0:
+            raise ConfigError(f"--target-hours {self.target_hours:g} must be positive")
 
     @property
     def until(self) -> str:
@@ -68,8 +73,10 @@ class DrainOptions:
 
     @property
     def mode(self) -> str:
-        """``adaptive`` or ``pinned <tier>``."""
-        return "adaptive" if self.tier is None else f"pinned {self.tier}"
+        """``adaptive``, ``governor <hours> h`` or ``pinned <tier>``."""
+        if self.tier is not None:
+            return f"pinned {self.tier}"
+        return "adaptive" if self.target_hours is None else f"governor {self.target_hours:g} h"
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON form."""

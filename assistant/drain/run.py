@@ -74,6 +74,7 @@ class DrainLoop:
         self.segment = segment
         self.progress = progress
         self.clock = RunClock(offsets.t_s)
+        session.started_unix = time.time() - offsets.t_s  # the governor's target counts from the run's start
         self.pack = session.gauge if isinstance(session.gauge, SimulatedPack) else None
         self.empty = session.empty_point
         """Where the run stops (unless ``--until`` says otherwise): where the appliance would power off."""
