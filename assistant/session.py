@@ -9,11 +9,10 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from assistant.config import AssistantConfig, ensure_dir
 from assistant.errors import BatteryReadError, ConfigError, ModelError, ModelNotFound
-from assistant.messages import BatteryReading, TurnRecord
+from assistant.messages import BatteryReading, TurnLogEntry, TurnRecord
 from assistant.power.cutoff import EmptyPoint, power_source
 from assistant.power.empty_store import empty_point_for
 from assistant.power.energy import EnergyMeter
@@ -21,13 +20,13 @@ from assistant.power.fixed_replies import FixedResponder
 from assistant.power.gauges import Gauge, open_gauge
 from assistant.power.governor import Costs, Outlook, Plan, TierCost, plan, remaining_energy_j
 from assistant.power.tiers import Tier, TierConfig, choose_tier, default_ladder, length_instruction, unavailable_tiers
-from assistant.power.turnlog import TurnLog, read_log
 from assistant.speech.asr import Transcriber
 from assistant.speech.engines import open_asr, open_responder, open_synthesizer
 from assistant.speech.llm import Responder, check_gguf
 from assistant.speech.pipeline import Pipeline
 from assistant.speech.speaker import Speaker
 from assistant.speech.tts import PiperSynthesizer
+from assistant.turnlog import TurnLog, read_turns
 
 _LOG = logging.getLogger(__name__)
 
@@ -92,9 +91,11 @@ class Session:
         self.costs = Costs(rate_window_s=cfg.governor.rate_window_min * 60.0)
         """What each tier has cost per answer, for the governor and the battery outlook."""
         if cfg.governor.active:
-            self.costs.add_entries(read_log(self.turn_log.path).records)
+            self.costs.add_entries(read_turns(self.turn_log.path).entries)
         self.plan: Plan | None = None
         """The governor's last plan (None without a target)."""
+        self.last_entry: TurnLogEntry | None = None
+        """The turn log entry of the last turn (also of a failed one)."""
         self.tier: Tier | None = None
         self.responder: Responder | None = None
         self.transcriber: Transcriber | None = None
@@ -290,9 +291,8 @@ class Session:
             self.meter.poll()
             span = self.meter.record_turn(start, self.meter.mark())
             after = self.reading()
-            entry = self.turn_log.write_turn(record, tier=tier, before=before, after=after, energy=span,
-                                             usable_energy_j=self.usable_energy_j, plan=self.plan)
-            record.extra.update(_extra(entry))
+            self.last_entry = self.turn_log.write_turn(record, tier=tier, before=before, after=after, energy=span,
+                                                       usable_energy_j=self.usable_energy_j, plan=self.plan)
             if tier is not None and not record.error and not record.cancelled:
                 self.costs.add_turn(tier.name, span.joules, span.seconds, started)
 
@@ -347,18 +347,4 @@ def _quant_of(path: Path) -> str:
         if q in stem:
             return q
     return "unknown"
-
-
-def _extra(entry: dict[str, Any]) -> dict[str, Any]:
-    battery = entry.get("battery_before") or {}
-    return {
-        "tier": entry.get("tier"),
-        "quant": entry.get("quant"),
-        "battery_pct": battery.get("soc_pct"),
-        "battery_source": battery.get("source"),
-        "energy_j": entry.get("energy_j"),
-        "energy_measured": entry.get("energy_measured"),
-        "tpj": entry.get("tpj"),
-        "wbl": entry.get("wbl"),
-    }
 

@@ -28,7 +28,7 @@ def _lines(path: Path) -> int:
 
 def test_kill_9_mid_run_then_resume(tmp_path: Path, ladder_files: dict[str, Path],
                                     capsys: pytest.CaptureFixture[str]) -> None:
-    config = write_config(tmp_path, ladder_files, capacity_wh=0.02, empty_soc_pct=10.0,
+    config = write_config(tmp_path, ladder_files, capacity_wh=0.02, empty_soc_pct=10.0, idle_w=0.4, w_per_busy_core=3.4,
                           rungs=[tier("q2_k", ladder_files["Q2_K"], "Q2_K", 30.0), tier("fixed", None, "none", 20.0,
                                                                                      kind="fixed")])
     run = tmp_path / "run"
@@ -55,8 +55,8 @@ def test_kill_9_mid_run_then_resume(tmp_path: Path, ladder_files: dict[str, Path
     samples_before, _, _ = read_samples(run / "battery.jsonl")
     state_before = json.loads((run / "state.json").read_text())
     assert state_before["status"] == "running"
-    done = len(before.records)
-    assert done >= 4 and [r["seq"] for r in before.records] == list(range(done))
+    done = len(before.entries)
+    assert done >= 4 and before.seqs == list(range(done))
     # a power cut in the middle of writing the next record
     with (run / "turns.jsonl").open("ab") as fh:
         fh.write(f'{{"schema": 1, "turn_id": "{meta["run_id"]}#{done:06d}", "tier": "q2'.encode())
@@ -66,13 +66,13 @@ def test_kill_9_mid_run_then_resume(tmp_path: Path, ladder_files: dict[str, Path
     assert "finished" in shown and "1 torn line(s) in the turn log skipped" in shown
 
     after = scan_turns(run / "turns.jsonl", meta["run_id"])
-    seqs = [r["seq"] for r in after.records]
+    seqs = after.seqs
     assert seqs == list(range(len(seqs))) and len(seqs) > done  # contiguous, none twice, none lost
     assert not after.duplicates and not after.missing and after.bad_lines  # the torn line stays, skipped
-    assert [r["turn_id"] for r in after.records[:done]] == [r["turn_id"] for r in before.records]
+    assert [r.turn_id for r in after.entries[:done]] == [r.turn_id for r in before.entries]
     state = json.loads((run / "state.json").read_text())
     assert state["status"] == "finished" and state["turns"] == len(seqs)
-    assert state["words"] == sum(r["words"] for r in after.records)
+    assert state["words"] == sum(r.words for r in after.entries)
     seg = state["segments"][1]
     assert seg["from_seq"] == done and seg["torn_lines"] == 1
 
@@ -83,15 +83,17 @@ def test_kill_9_mid_run_then_resume(tmp_path: Path, ladder_files: dict[str, Path
     assert old == samples_before[:len(old)] and new
     # it resumes at the charge the last logged turn left (never above it), and the drawn energy plus the energy
     # left in the pack stays the pack's capacity in every sample of both segments: nothing lost, nothing twice
-    assert min(old[-1]["pack_soc_pct"], before.records[-1]["battery_after"]["soc_pct"]) == pytest.approx(seg["soc_pct"])
+    last_after = before.entries[-1].battery_after
+    assert last_after is not None and last_after.soc_pct is not None
+    assert min(old[-1]["pack_soc_pct"], last_after.soc_pct) == pytest.approx(seg["soc_pct"])
     assert new[0]["pack_soc_pct"] <= seg["soc_pct"]
     capacity_j = meta["pack"]["capacity_wh"] * 3600
     for s in samples:
         assert s["pack_drawn_j"] + s["pack_soc_pct"] / 100 * capacity_j == pytest.approx(capacity_j, abs=0.05)
     assert old[-1]["e_j"] <= new[0]["e_j"] <= old[-1]["e_j"] + 30.0  # + loading the engines again
     assert old[-1]["t_s"] <= new[0]["t_s"] <= old[-1]["t_s"] + 1.5  # the time it was dead is not counted
-    first_new = after.records[done]
-    assert first_new["battery_before"]["soc_pct"] <= before.records[-1]["battery_after"]["soc_pct"]
+    first_new = after.entries[done].battery_before
+    assert first_new is not None and (first_new.soc_pct or 0) <= last_after.soc_pct
     assert samples[-1]["soc_pct"] <= 50.0 + 3.0
     drawn = [s["pack_drawn_j"] for s in samples]
     assert drawn == sorted(drawn)

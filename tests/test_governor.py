@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from assistant.messages import TurnLogEntry
 from assistant.power.governor import Costs, TierCost, average_power_w, outlook, plan, remaining_energy_j
 
 LADDER = ["q8_0", "q4_k_m", "q2_k", "fixed"]
@@ -65,7 +66,7 @@ def test_costs_from_the_turn_log() -> None:
     entries += [{"tier": "q8_0", "energy_j": 999.0, "energy_s": 8.0, "unix": 1300.0, "error": "boom"},
                 {"tier": "q2_k", "energy_j": 10.0, "energy_s": 4.0, "unix": 1360.0, "cancelled": True},
                 {"tier": "q2_k", "energy_j": None, "energy_s": 4.0, "unix": 1400.0}]
-    costs.add_entries(entries)
+    costs.add_entries(TurnLogEntry.from_json({"schema": 1, "turn_id": f"t{i}", **e}) for i, e in enumerate(entries))
     c = costs.cost("q8_0")
     assert c is not None and c.joules == pytest.approx(50.0) and c.answers == 3  # the last three only
     assert costs.cost("q2_k") is None  # failed, cancelled or unmeasured turns teach nothing
@@ -80,7 +81,7 @@ def test_the_session_follows_the_governor_and_logs_its_plan(tmp_path, ladder_fil
 
     from assistant.power.gauges import SimulatedPack
     from assistant.power.governor import GovernorConfig
-    from assistant.power.turnlog import read_log
+    from assistant.turnlog import read_turns
     from assistant.session import Session
     from assistant.speech.speaker import NullSpeaker
     from test_session import config
@@ -106,9 +107,9 @@ def test_the_session_follows_the_governor_and_logs_its_plan(tmp_path, ladder_fil
         s.cfg = replace(s.cfg, governor=GovernorConfig(target_hours=1.0))
         assert s.select_tier().name == "q2_k"  # 1.2 h on q2_k reaches 1 h; q4_1 (0.19 h) does not
         s.run_turn(NullSpeaker(), text="Hello.", turn_id="gov")
-        (entry,) = read_log(s.turn_log.path).records
-    assert entry["tier"] == "q2_k" and entry["governor"]["tier"] == "q2_k"
-    assert entry["governor"]["hours"]["q2_k"] == pytest.approx(1740.0 / 0.4 / 3600, rel=0.05)
+        (entry,) = read_turns(s.turn_log.path).entries
+    assert entry.tier == "q2_k" and entry.governor is not None and entry.governor.tier == "q2_k"
+    assert entry.governor.hours["q2_k"] == pytest.approx(1740.0 / 0.4 / 3600, rel=0.05)
 
 
 def test_the_spoken_battery_answer_says_how_many_answers_are_left() -> None:

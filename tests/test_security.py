@@ -22,7 +22,7 @@ from assistant.device.device_config import ShutdownConfig
 from assistant.device.shutdown import Shutdowner
 from assistant.errors import ConfigError
 from assistant.models import embedded
-from assistant.power.turnlog import read_log
+from assistant.turnlog import read_turns
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "assistant"
@@ -108,10 +108,10 @@ def run_appliance(root: Path, umask: int) -> ApplianceRun:
         at_ready = sockets_of(proc.pid)
         log = state / "turns.jsonl"
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not any(r.get("words") for r in read_log(log).records):
+        while time.monotonic() < deadline and not any(r.words for r in read_turns(log).entries):
             assert proc.poll() is None, "".join(lines[-20:])
             time.sleep(0.2)
-        assert any(r.get("words") for r in read_log(log).records), "".join(lines[-20:])
+        assert any(r.words for r in read_turns(log).entries), "".join(lines[-20:])
         after_turn = sockets_of(proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -154,7 +154,7 @@ def test_library_writers_respect_the_umask(tmp_path: Path, umask: int) -> None:
     """The turn log, answer WAVs, the model manifest and its lock, written in a process with that umask."""
     script = (
         "import sys; from pathlib import Path\n"
-        "from assistant.power.turnlog import TurnLog\n"
+        "from assistant.turnlog import TurnLog\n"
         "from assistant.speech.wav import write_wav\n"
         "from assistant.messages import AudioClip\n"
         "from assistant.models.manifest import write_manifest, ensure_models_dir, install_lock\n"

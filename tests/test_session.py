@@ -14,7 +14,7 @@ from assistant.messages import BatteryReading
 from assistant.power.cutoff import DEFAULT_EMPTY
 from assistant.power.gauges import SimulatedPack
 from assistant.power.tiers import Tier, TierConfig
-from assistant.power.turnlog import read_log, summarize
+from assistant.turnlog import read_turns, summarize
 from assistant.session import Session
 from assistant.speech.speaker import NullSpeaker
 
@@ -66,26 +66,28 @@ def test_simulated_discharge_walks_down_the_ladder(tmp_path: Path, ladder_files:
                 break
             rec = session.run_turn(NullSpeaker(), text="What is the battery level?" if tier.kind == "fixed"
                                    else "Name a large animal.")
-            records.append(rec)
+            assert session.last_entry is not None and session.last_entry.turn_id == rec.turn_id
+            records.append((rec, session.last_entry.tier))
             session.meter.poll()
             if not seen or seen[-1] != tier.name:
                 seen.append(tier.name)
-        log = read_log(session.turn_log.path)
+        log = read_turns(session.turn_log.path)
     assert seen == ["q8_0", "q4_1", "q2_k", "fixed", "shutdown"], seen
-    fixed = [r for r in records if r.extra["tier"] == "fixed"]
+    fixed = [r for r, t in records if t == "fixed"]
     assert fixed and all("battery is at" in r.reply.lower() for r in fixed)
-    assert len(log.records) == len(records) and log.torn_lines == 0
-    for entry, rec in zip(log.records, records):
-        assert entry["turn_id"] == rec.turn_id and entry["tier"] == rec.extra["tier"]
-        assert entry["battery_before"]["source"] == "simulated"
-        assert entry["energy_measured"] is False  # a simulation is never called a measurement
-        assert entry["energy_j"] > 0
-        if entry["kind"] == "llm":
-            assert entry["tokens"] > 0 and entry["tpj"] == pytest.approx(entry["tokens"] / entry["energy_j"], rel=1e-3)
-            assert entry["wbl"] == pytest.approx(entry["words"] / entry["energy_j"] * entry["pack_usable_j"], rel=1e-3)
-    socs = [e["battery_before"]["soc_pct"] for e in log.records]
+    assert len(log.entries) == len(records) and log.torn_lines == 0
+    for entry, (rec, tier_name) in zip(log.entries, records):
+        assert entry.turn_id == rec.turn_id and entry.tier == tier_name
+        assert entry.battery_before is not None and entry.battery_before.source == "simulated"
+        assert entry.battery_before.simulated
+        assert entry.energy_measured is False  # a simulation is never called a measurement
+        assert entry.energy_j is not None and entry.energy_j > 0
+        if entry.kind == "llm":
+            assert entry.tokens > 0 and entry.tpj == pytest.approx(entry.tokens / entry.energy_j, rel=1e-3)
+            assert entry.wbl == pytest.approx(entry.words / entry.energy_j * (entry.pack_usable_j or 0), rel=1e-3)
+    socs = [e.battery_before.soc_pct for e in log.entries if e.battery_before is not None]
     assert socs == sorted(socs, reverse=True)
-    stats = summarize(log.records)
+    stats = summarize(log.entries)
     assert set(stats) == {"q8_0", "q4_1", "q2_k", "fixed"}
     assert stats["fixed"].tokens == 0
 
@@ -141,9 +143,10 @@ class FlakyGauge:
 
 def test_a_failing_gauge_never_fails_a_turn(tmp_path: Path, ladder_files: dict[str, Path]) -> None:
     with Session(config(tmp_path, ladder_files), with_asr=False, gauge=FlakyGauge(), start_meter=False) as s:
-        first = s.run_turn(NullSpeaker(), text="Say hello.")
-        second = s.run_turn(NullSpeaker(), text="Say hello again.")
-    assert first.extra["tier"] == second.extra["tier"] == "q8_0"
+        s.run_turn(NullSpeaker(), text="Say hello.")
+        s.run_turn(NullSpeaker(), text="Say hello again.")
+        tiers = [e.tier for e in read_turns(s.turn_log.path).entries]
+    assert tiers == ["q8_0", "q8_0"]
     assert s.meter.read_errors >= 1
 
 
@@ -151,9 +154,9 @@ def test_missing_tier_model_is_skipped(tmp_path: Path, ladder_files: dict[str, P
     files = dict(ladder_files, Q8_0=tmp_path / "gone.gguf")
     pack = SimulatedPack(capacity_wh=10, start_soc_pct=95.0)
     with Session(config(tmp_path, files), with_asr=False, gauge=pack) as s:
-        rec = s.run_turn(NullSpeaker(), text="Say hello.")
+        s.run_turn(NullSpeaker(), text="Say hello.")
     assert "q8_0" in s.unavailable
-    assert rec.extra["tier"] == "q4_1"
+    assert s.last_entry is not None and s.last_entry.tier == "q4_1"
 
 
 def test_corrupt_tier_model_is_skipped_at_load(tmp_path: Path, ladder_files: dict[str, Path]) -> None:
@@ -161,8 +164,8 @@ def test_corrupt_tier_model_is_skipped_at_load(tmp_path: Path, ladder_files: dic
     bad.write_bytes(ladder_files["Q8_0"].read_bytes()[:1_000_000])
     pack = SimulatedPack(capacity_wh=10, start_soc_pct=95.0)
     with Session(config(tmp_path, dict(ladder_files, Q8_0=bad)), with_asr=False, gauge=pack) as s:
-        rec = s.run_turn(NullSpeaker(), text="Say hello.")
-    assert rec.extra["tier"] == "q4_1" and "q8_0" in s.unavailable
+        s.run_turn(NullSpeaker(), text="Say hello.")
+    assert s.last_entry is not None and s.last_entry.tier == "q4_1" and "q8_0" in s.unavailable
 
 
 def test_unwritable_turn_log_does_not_fail_the_turn(tmp_path: Path, ladder_files: dict[str, Path]) -> None:
@@ -178,7 +181,8 @@ def test_unwritable_turn_log_does_not_fail_the_turn(tmp_path: Path, ladder_files
 def test_pinned_tier_is_used_until_shutdown(tmp_path: Path, ladder_files: dict[str, Path]) -> None:
     pack = SimulatedPack(capacity_wh=10, start_soc_pct=95.0)
     with Session(config(tmp_path, ladder_files), with_asr=False, gauge=pack, pin_tier="q2_k") as s:
-        assert s.run_turn(NullSpeaker(), text="Say hello.").extra["tier"] == "q2_k"
+        s.run_turn(NullSpeaker(), text="Say hello.")
+        assert s.last_entry is not None and s.last_entry.tier == "q2_k"
     with pytest.raises(ConfigError, match="no tier named 'q9'"):
         Session(config(tmp_path, ladder_files), with_asr=False, gauge=SimulatedPack(capacity_wh=1), pin_tier="q9")
 
@@ -207,9 +211,9 @@ def test_a_failed_turn_keeps_what_it_did(tmp_path: Path, ladder_files: dict[str,
         s._switch = lambda tier: None  # type: ignore[method-assign]  # keep the scripted responder
         with pytest.raises(RuntimeError, match="the voice crashed"):
             s.run_turn(NullSpeaker(), text="Count, please.", turn_id="crash")
-        (entry,) = read_log(s.turn_log.path).records
-    assert entry["turn_id"] == "crash" and "the voice crashed" in entry["error"]
-    assert entry["words"] == 6 and entry["tokens"] >= 6 and entry["tier"] == "q8_0"
+        (entry,) = read_turns(s.turn_log.path).entries
+    assert entry.turn_id == "crash" and "the voice crashed" in (entry.error or "") and entry == s.last_entry
+    assert entry.words == 6 and entry.tokens >= 6 and entry.tier == "q8_0" and not entry.answered
 
 
 def test_a_tier_that_fails_to_load_is_a_logged_turn(tmp_path: Path, ladder_files: dict[str, Path]) -> None:
@@ -222,5 +226,5 @@ def test_a_tier_that_fails_to_load_is_a_logged_turn(tmp_path: Path, ladder_files
         bad.write_bytes(b"GGUF broken")
         with pytest.raises((ModelError, ModelNotFound)):
             s.run_turn(NullSpeaker(), text="Say hello.", turn_id="no-model")
-        (entry,) = read_log(s.turn_log.path).records
-    assert entry["turn_id"] == "no-model" and entry["tier"] is None and entry["error"]
+        (entry,) = read_turns(s.turn_log.path).entries
+    assert entry.turn_id == "no-model" and entry.tier is None and entry.error

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from assistant.bench.energy_probe import EnergyProbe
-from assistant.bench.machine import CONTENDED_CORES, CpuWatch, median, peak_rss_mb, ratio
+from assistant.bench.machine import CONTENDED_CORES, CpuWatch, peak_rss_mb
+from assistant.stats import median, ratio
 from assistant.bench.quality import PERPLEXITY_METHOD, factual_questions, heldout_text, perplexity
 from assistant.bench.raw_llama import RawLlama
 from assistant.bench.settings import QA_MAX_TOKENS, SPEED_QUESTIONS, SPEED_SYSTEM_PROMPT, BenchSettings

@@ -13,7 +13,7 @@ from typing import Any
 from assistant.bench.e2e_bench import measure_e2e
 from assistant.bench.idle_bench import measure_idle
 from assistant.bench.llm_bench import TierJob, resolve_threads
-from assistant.bench.machine import CpuWatch, load_average, machine_facts, ratio
+from assistant.bench.machine import CpuWatch, load_average, machine_facts
 from assistant.bench.published import COMPARE_MODEL, published_json, study_row
 from assistant.bench.settings import E2E_QUESTIONS, E2E_SYSTEM_PROMPT, BenchSettings
 from assistant.bench.speech_bench import TTS_TEXTS, installed_engines, measure_asr, measure_tts, speak_questions
@@ -22,6 +22,7 @@ from assistant.bench.worker import config_to_mapping, spawn, tier_to_mapping
 from assistant.config import AssistantConfig
 from assistant.errors import AssistantError
 from assistant.models.gguf_info import read_gguf_info
+from assistant.stats import ratio
 from assistant.models.ladder import expected_tensor_type
 from assistant.power.tiers import Tier, TierConfig, unavailable_tiers
 from assistant.session import ladder_for

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from assistant.bench.machine import median, p95
+from assistant.stats import median, p95
 from assistant.config import AssistantConfig
 from assistant.errors import AssistantError
 from assistant.messages import AudioClip

@@ -16,8 +16,8 @@ from assistant.power.gauges import open_gauge
 from assistant.power.governor import Costs, Plan, plan, remaining_energy_j
 from assistant.messages import BatteryReading
 from assistant.power.tiers import TierConfig, choose_tier, default_ladder, unavailable_tiers
-from assistant.power.turnlog import read_log, summarize
 from assistant.session import TURN_LOG
+from assistant.turnlog import read_turns, summarize
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -82,7 +82,7 @@ def _outlook(cfg: AssistantConfig, tiers: TierConfig, missing: set[str], reading
              empty_soc_pct: float | None) -> Plan:
     """How far the pack goes on each available tier, from the costs the turn log has measured."""
     costs = Costs(rate_window_s=cfg.governor.rate_window_min * 60.0)
-    costs.add_entries(read_log(cfg.paths.state_dir.expanduser() / TURN_LOG).records)
+    costs.add_entries(read_turns(cfg.paths.state_dir.expanduser() / TURN_LOG).entries)
     now = time.time()
     target = cfg.governor.target_unix(now) if cfg.governor.until is not None else None
     remaining = remaining_energy_j(reading.soc_pct or 0.0, empty_soc_pct or 0.0, cfg.battery.usable_wh * 3600.0)
@@ -97,14 +97,14 @@ def _fmt(v: float | None, spec: str) -> str:
 
 def run_stats(args: argparse.Namespace, cfg: AssistantConfig) -> int:
     path = args.log or cfg.paths.state_dir.expanduser() / TURN_LOG
-    log = read_log(path)
-    stats = summarize(log.records)
+    log = read_turns(path)
+    stats = summarize(log.entries)
     if args.json:
-        print(json.dumps({"log": str(path), "turns": len(log.records), "torn_lines": log.torn_lines,
+        print(json.dumps({"log": str(path), "turns": len(log.entries), "torn_lines": log.torn_lines,
                           "bad_lines": log.bad_lines,
                           "tiers": {k: dataclasses.asdict(v) for k, v in stats.items()}}, indent=2))
         return 0
-    print(f"Turn log {path}: {len(log.records)} turns"
+    print(f"Turn log {path}: {len(log.entries)} turns"
           + (f", {log.torn_lines} torn line skipped" if log.torn_lines else "")
           + (f", bad lines skipped at {log.bad_lines}" if log.bad_lines else ""))
     if not stats:

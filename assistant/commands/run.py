@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "WAV file, the simulated battery pack")
     p.add_argument("--sim-speech", type=Path, help="with --sim: the question to speak (default: the bundled one)")
     p.add_argument("--sim-press-every", type=float, metavar="S",
-                   help="with --sim: press the button and ask the question every S seconds")
+                   help="with --sim: press the button and ask the question S seconds after each answer")
     p.add_argument("--sim-out", type=Path, help="with --sim: WAV the speaker writes (default STATE_DIR/sim-speaker.wav)")
     p.set_defaults(func=run)
 

@@ -59,9 +59,9 @@ def one_turn(cfg: AssistantConfig, *, wav: Path | None, text: str | None, out: P
             chunks = chunk_pcm(convert(clip, session.transcriber.rate, 1), cfg.mic.block_ms / 1000)
         with WavSpeaker(out) as speaker:
             record = session.run_turn(speaker, audio=chunks, text=text)
+        entry = session.last_entry
     data = dataclasses.asdict(record)
-    data.pop("extra")
-    data.update(record.extra)
+    data["turn_log"] = entry.to_json() if entry is not None else None
     data["answer_wav"] = str(out)
     data["load_s"] = round(load_s, 3)
     if wav is not None:

@@ -87,6 +87,15 @@ class _TurnSpeaker:
     def close(self) -> None:
         """The appliance owns the real speaker: nothing to close per turn."""
 
+    def reopen(self) -> None:
+        self.speaker.reopen()
+
+    def __enter__(self) -> _TurnSpeaker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 class Appliance:
     """Push-to-talk assistant: hold to talk (audio streams into the ASR), release, hear the answer.
@@ -182,6 +191,11 @@ class Appliance:
         names = [t.name for t in self.session.tiers.ladder]
         position = names.index(tier.name) / (len(names) - 1) if tier.name in names and len(names) > 1 else 1.0
         self.led.set_tier_colour(tier.name, position)
+
+    @property
+    def idle(self) -> bool:
+        """Waiting for a press: no turn in flight and nothing being said."""
+        return self.state is State.IDLE and self._turn is None
 
     def start(self) -> None:
         """Load the first tier's model and open the microphone, then tell systemd we are ready."""

@@ -99,10 +99,17 @@ def build_appliance(cfg: AssistantConfig, *, sim: bool = False, sim_out: Path | 
 
 
 def press_periodically(controls: SimControls, clip: AudioClip, every_s: float, stop: threading.Event) -> threading.Thread:
-    """A thread that asks ``clip`` every ``every_s`` seconds (``run --sim --sim-press-every``)."""
+    """A thread that asks ``clip`` ``every_s`` seconds after the appliance went idle, as a person waits for the
+    answer before asking again, however slow the machine is (``run --sim --sim-press-every``)."""
     def loop() -> None:
-        while not stop.wait(every_s):
-            controls.ask(clip)
+        while not stop.is_set():
+            while not controls.appliance.idle:
+                if stop.wait(0.05):
+                    return
+            if stop.wait(every_s):
+                return
+            if controls.appliance.idle:
+                controls.ask(clip)
     thread = threading.Thread(target=loop, name="sim-presses", daemon=True)
     thread.start()
     return thread

@@ -19,6 +19,7 @@ from assistant.drain.runlog import DrainError, RunFiles, TurnScan, read_json, re
 from assistant.drain.state import RunState, new_state, now_iso
 from assistant.atomic import write_json_atomic
 from assistant.errors import AssistantError, ConfigError
+from assistant.messages import TurnLogEntry
 from assistant.power.empty_store import save_measured
 from assistant.power.governor import GovernorConfig
 from assistant.power.gauges import Gauge, SimulatedPack, open_gauge
@@ -215,20 +216,20 @@ def _offsets(files: RunFiles, saved: dict[str, Any] | None, scan: TurnScan,
         return Offsets(), None
     if not isinstance(pack, dict) or pack.get("kind") != "simulated":
         return Offsets(t_s=t_s, e_j=e_j), pack if isinstance(pack, dict) else None
-    if scan.records:
-        pack = _catch_up(pack, scan.records[-1], capacity_wh)
+    if scan.entries:
+        pack = _catch_up(pack, scan.entries[-1], capacity_wh)
     return Offsets(t_s=t_s, e_j=e_j, pack_drawn_j=float(pack.get("drawn_j") or 0.0),
                    pack_sim_s=float(pack.get("sim_time_s") or 0.0)), pack
 
 
-def _catch_up(pack: dict[str, Any], last_turn: dict[str, Any], capacity_wh: float) -> dict[str, Any]:
+def _catch_up(pack: dict[str, Any], last_turn: TurnLogEntry, capacity_wh: float) -> dict[str, Any]:
     """The simulated pack as the last logged turn left it, when that turn ended after the last saved sample.
 
     A simulated pack only discharges, so the lower state of charge is the later one; the energy
     drawn in between (SoC step x capacity) is added, so none is lost across the crash.
     """
-    after = (last_turn.get("battery_after") or {}).get("soc_pct")
-    if not isinstance(after, (int, float)) or after >= float(pack["soc_pct"]):
+    after = last_turn.battery_after.soc_pct if last_turn.battery_after is not None else None
+    if after is None or after >= float(pack["soc_pct"]):
         return pack
     extra_j = (float(pack["soc_pct"]) - after) / 100.0 * capacity_wh * 3600.0
     return dict(pack, soc_pct=float(after), drawn_j=float(pack.get("drawn_j") or 0.0) + extra_j)
@@ -305,8 +306,8 @@ def resume_run(
     session = _open(cfg, opts, files, gauge)
     try:
         state = RunState(files, new_state(run_id))  # counters rebuilt from the turn log
-        for record in scan.records:
-            state.add_turn(record, int(record["seq"]))
+        for seq, entry in zip(scan.seqs, scan.entries):
+            state.add_turn(entry, seq)
         segments = list((saved or {}).get("segments") or [])
         segments.append({"started": now_iso(), "from_seq": scan.next_seq, "boot_id": boot_id(),
                          "torn_lines": scan.torn_lines,

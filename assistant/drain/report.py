@@ -105,8 +105,8 @@ def _facts(run: RunData) -> list[list[str]]:
         ["pack energy drawn", f"{run.pack_drawn_j:,.1f} J, {_pct(run.pack_share)} of its nominal energy"
          + (f" (= {run.real_rate_j:,.1f} J at the real rate x time scale {run.time_scale:g})" if run.time_scale != 1
             else "") + f"; of it {run.turn_energy_j:,.1f} J in turns at the real rate, the rest loading and pauses"],
-        ["turns", f"{len(run.records)} ({sum(1 for r in run.records if r.get('error'))} failed), "
-                  f"{run.words} words, {sum(int(r.get('tokens') or 0) for r in run.records)} tokens"],
+        ["turns", f"{len(run.records)} ({sum(1 for r in run.records if r.error)} failed), "
+                  f"{run.words} words, {sum(r.tokens for r in run.records)} tokens"],
         ["words per charge, whole run", f(run.words_per_charge_whole, ",.0f") + " on this pack, "
          + f(run.words_per_charge_whole and run.words_per_charge_whole / run.usable_j * run.ref_usable_j, ",.0f")
          + " on the 2x18650 pack (words / pack energy at the real rate x usable J; loading and pauses included)"],

@@ -14,13 +14,14 @@ from typing import Any
 from assistant.config import AssistantConfig
 from assistant.drain.corpus import AudioFeed
 from assistant.drain.options import DrainOptions, DrainResult, Progress, Status
-from assistant.drain.runlog import DrainError, RunFiles, last_record, turn_id
+from assistant.drain.runlog import DrainError, RunFiles, turn_id
 from assistant.drain.state import SCHEMA, BatterySampler, RunClock, RunState
 from assistant.errors import AssistantError, NoSpeech
-from assistant.messages import BatteryReading
+from assistant.messages import BatteryReading, TurnLogEntry
 from assistant.power.cutoff import is_empty, power_source
 from assistant.power.gauges import SimulatedPack
-from assistant.power.turnlog import TurnLog
+from assistant.jsonl import JsonlLog
+from assistant.turnlog import last_turn
 from assistant.session import Session
 from assistant.speech.speaker import NullSpeaker, Speaker, WavSpeaker
 
@@ -78,9 +79,9 @@ class DrainLoop:
         self.pack = session.gauge if isinstance(session.gauge, SimulatedPack) else None
         self.empty = session.empty_point
         """Where the run stops (unless ``--until`` says otherwise): where the appliance would power off."""
-        self.dialogue = TurnLog(files.dialogue)
+        self.dialogue = JsonlLog(files.dialogue, "dialogue log")
         """What each turn asked, heard and answered (the turn log keeps counts and timings only)."""
-        self.sampler = BatterySampler(TurnLog(files.battery), state, self._sample, period_s=opts.sample_period_s)
+        self.sampler = BatterySampler(JsonlLog(files.battery, "battery log"), state, self._sample, period_s=opts.sample_period_s)
         self._soc_window: deque[tuple[float, float]] = deque(maxlen=40)
         self._speaker: Speaker | None = None
 
@@ -159,7 +160,7 @@ class DrainLoop:
                 self._speaker = NullSpeaker()
         return self._speaker
 
-    def one_turn(self, seq: int) -> dict[str, Any]:
+    def one_turn(self, seq: int) -> TurnLogEntry:
         """Ask question ``seq`` by audio; return its record as the turn log holds it."""
         tid = turn_id(self.run_id, seq)
         speaker = self._speaker_for(seq)
@@ -173,8 +174,8 @@ class DrainLoop:
             speaker.wait()
             if self.opts.speaker == "files":
                 speaker.close()
-        entry = last_record(self.files.turns)
-        if entry is None or entry.get("turn_id") != tid:
+        entry = last_turn(self.files.turns)
+        if entry is None or entry.turn_id != tid:
             raise DrainError(f"turn {tid} did not reach the turn log {self.files.turns}; a drain run without its "
                              "log is worthless, so it stops here (resume it once the disk is writable)")
         self.dialogue.append({"schema": SCHEMA, "turn_id": tid, "seq": seq, "prompt": seq % len(self.feed.corpus),
@@ -238,7 +239,7 @@ class DrainLoop:
                 return "finished", f"the tier policy chose shutdown (SoC {soc if soc is None else round(soc, 1)} %)"
             entry = self.one_turn(seq)
             self.state.add_turn(entry, seq)
-            self.state.update(tier=entry.get("tier"))
+            self.state.update(tier=entry.tier)
             self.sampler.sample_now()  # a sample at every turn's end: the pack's state is never older than a turn
             self._report(self.session.reading())
 

@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from assistant.messages import TurnLogEntry
 
 _LOG = logging.getLogger(__name__)
 
@@ -183,14 +184,12 @@ class Costs:
             self._turns.setdefault(tier, deque(maxlen=self.window)).append((joules, seconds))
         self._asked.append(at)
 
-    def add_entries(self, entries: Iterable[dict[str, object]]) -> None:
-        """Turn-log records (earlier runs count too)."""
+    def add_entries(self, entries: Iterable[TurnLogEntry]) -> None:
+        """Turn-log entries (earlier runs count too): every answered turn with an energy figure."""
         for e in entries:
-            tier, joules, seconds, unix = e.get("tier"), e.get("energy_j"), e.get("energy_s"), e.get("unix")
-            if isinstance(tier, str) and not e.get("error") and not e.get("cancelled") and \
-                    isinstance(joules, (int, float)) and isinstance(seconds, (int, float)) and \
-                    isinstance(unix, (int, float)):
-                self.add_turn(tier, float(joules), float(seconds), float(unix))
+            if e.tier is not None and not e.error and not e.cancelled and e.energy_j is not None \
+                    and e.energy_s is not None and e.unix:
+                self.add_turn(e.tier, e.energy_j, e.energy_s, e.unix)
 
     def cost(self, tier: str) -> TierCost | None:
         turns = self._turns.get(tier)

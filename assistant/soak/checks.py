@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant.power.turnlog import read_log
+from assistant.turnlog import read_turns
 
 _LOG = logging.getLogger(__name__)
 
@@ -199,18 +199,19 @@ class LogCheck:
 
 def check_log(path: Path, outcomes: list[Outcome], *, cells: int = 2) -> LogCheck:
     """Every turn the driver saw is in the log exactly once (or was refused by a full disk); the log parses."""
-    read = read_log(path)
-    counts = collections.Counter(str(r.get("turn_id")) for r in read.records)
+    read = read_turns(path)
+    counts = collections.Counter(e.turn_id for e in read.entries)
     logged = {o.turn_id for o in outcomes if o.logged}
     absurd = []
-    for r in read.records:
-        for key in ("battery_before", "battery_after"):
-            b = r.get(key) or {}
-            v, soc = b.get("voltage_v"), b.get("soc_pct")
+    for e in read.entries:
+        for key, b in (("battery_before", e.battery_before), ("battery_after", e.battery_after)):
+            if b is None:
+                continue
+            v, soc = b.voltage_v, b.soc_pct
             if (v is not None and not 2.5 * cells <= v <= 4.4 * cells) or (soc is not None and not 0 <= soc <= 100):
-                absurd.append(f"{r.get('turn_id')}: {key} {b}")
+                absurd.append(f"{e.turn_id}: {key} {b}")
     lc = LogCheck(
-        records=len(read.records), torn_last_line=read.torn_lines, bad_lines=read.bad_lines,
+        records=len(read.entries), torn_last_line=read.torn_lines, bad_lines=read.bad_lines,
         duplicate_ids=sorted(t for t, n in counts.items() if n > 1),
         missing_ids=sorted(logged - set(counts)),
         unexpected_ids=sorted(set(counts) - {o.turn_id for o in outcomes}),

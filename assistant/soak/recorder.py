@@ -44,7 +44,8 @@ class TurnRecorder:
             raise
         else:
             outcome.status = "cancelled" if record.cancelled else "ok"
-            outcome.tier = str(record.extra.get("tier"))
+            entry = self.rig.session.last_entry
+            outcome.tier = str(entry.tier if entry is not None else None)
             return record
         finally:
             outcome.logged = log.written > written

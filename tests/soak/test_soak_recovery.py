@@ -12,7 +12,8 @@ import pytest
 
 from assistant.device.appliance import HISTORY_LIMIT, Appliance, State
 from assistant.errors import ModelError
-from assistant.power.turnlog import read_log
+from assistant.messages import TurnLogEntry
+from assistant.turnlog import read_turns
 from assistant.soak.checks import Outcome
 from assistant.soak.driver import Driver
 from assistant.soak.fuzzing import time_limit
@@ -35,8 +36,8 @@ def turn(driver: Driver) -> Outcome:
     return outcome
 
 
-def last_record(rig: Rig) -> dict[str, object]:
-    return read_log(rig.log_path).records[-1]
+def last_record(rig: Rig) -> TurnLogEntry:
+    return read_turns(rig.log_path).entries[-1]
 
 
 def test_a_microphone_lost_before_the_press_does_not_end_the_loop(driven: Driver) -> None:
@@ -65,7 +66,7 @@ def test_a_turn_that_fails_with_a_raw_engine_error_is_logged(driven: Driver) -> 
     outcome = turn(driven)
     assert outcome.status == "error" and outcome.logged
     record = last_record(rig)
-    assert record["turn_id"] == outcome.turn_id and str(record["error"]).startswith("RuntimeError")
+    assert record.turn_id == outcome.turn_id and str(record.error).startswith("RuntimeError")
 
 
 def test_a_restored_model_file_brings_its_tier_back(driven: Driver) -> None:

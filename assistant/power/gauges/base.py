@@ -36,12 +36,20 @@ __all__ = [
 class Gauge(Protocol):
     """A source of battery readings: a UPS HAT driver, a daemon client or the simulated pack."""
 
-    name: str
-    """Short label used in logs and as ``BatteryReading.source``, e.g. ``ina219@0x42``."""
-    empty_point: EmptyPoint
-    """Where this board's pack counts as empty (its preset; the configuration may override it)."""
-    poll_period_s: float
-    """How often a reading is worth taking (s): the chip's or the daemon's own update rate."""
+    @property
+    def name(self) -> str:
+        """Short label used in logs and as ``BatteryReading.source``, e.g. ``ina219@0x42``."""
+        ...
+
+    @property
+    def empty_point(self) -> EmptyPoint:
+        """Where this board's pack counts as empty (its preset; the configuration may override it)."""
+        ...
+
+    @property
+    def poll_period_s(self) -> float:
+        """How often a reading is worth taking (s): the chip's or the daemon's own update rate."""
+        ...
 
     def read(self) -> BatteryReading:
         """Take one reading; raises BatteryReadError when the gauge cannot be read or is implausible."""
