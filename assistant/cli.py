@@ -18,13 +18,13 @@ _LOG = logging.getLogger(__name__)
 
 
 def _command_modules() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
-    from assistant.commands import check, config, models, power, run, turn
+    from assistant.commands import check, config, devices, models, power, run, turn
     from assistant.commands import drain
     from assistant.commands import bench
     from assistant.commands import soak
 
-    return [turn.register, run.register, check.register, models.register, power.register, config.register,
-            drain.register, bench.register, soak.register]
+    return [turn.register, run.register, check.register, devices.register, models.register, power.register,
+            config.register, drain.register, bench.register, soak.register]
 
 
 def build_parser() -> argparse.ArgumentParser:
