@@ -14,7 +14,8 @@
 # once, never overwritten); the sound cards for the microphone and the speaker and the GPIO chip
 # checked, and mic.device / speaker.device written; a polkit rule that lets the service user power
 # off; the systemd unit, enabled; the English Vosk model (needs the network) and the embedded
-# LLM's quantization ladder; the service restarted if it was running.
+# LLM's quantization ladder; the service started (or restarted after an upgrade). It prints the
+# time each step took.
 # Without a running systemd (a chroot, a container, an SD-card image being built) the unit is
 # enabled for the next boot and the devices are left to choose on the Pi (sudo assistant devices
 # --write). It never changes the EEPROM: it prints the POWER_OFF_ON_HALT=1 command to run yourself.

@@ -66,13 +66,20 @@ fi
 [ "$removed" = 1 ] || say "the service, its venv and its command were not installed; nothing to remove"
 
 if [ "$PURGE" = 1 ]; then
+  purged=0
   if [ "$DRY_RUN" = 1 ] || [ -e "$ETC" ] || [ -e "$STATE" ]; then
     run rm -rf --one-file-system "$ETC" "$STATE"
+    purged=1
   fi
   if [ "$DRY_RUN" = 1 ] || id -u "$APP" >/dev/null 2>&1; then
     run userdel "$APP"
+    purged=1
   fi
-  say "removed everything, configuration and state included"
+  if [ "$purged" = 1 ]; then
+    say "removed everything, configuration and state included"
+  else
+    say "no configuration, state or user $APP left to remove"
+  fi
 else
   say "kept $ETC (configuration) and $STATE (turn logs, drain runs, models); --purge removes them"
 fi

@@ -14,6 +14,7 @@ import stat
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -143,30 +144,41 @@ def test_installing_again_changes_nothing(installed: Installed) -> None:
     assert changed == []
 
 
+@contextmanager
+def systemd_stand_in(root: Root, *, active: bool, failing: str = "") -> Iterator[list[str]]:
+    """A running systemd, as the scripts see it: /run/systemd/system, not a chroot, and a
+    systemctl that records its calls (``is-active`` answers ``active``; the ``failing`` verb fails
+    with systemd's message). The list fills in when the block ends."""
+    shims, log = root / "/usr/local/sbin", "/run/systemctl.calls"
+    fail = f'[ "$1" = "{failing}" ] && {{ echo "Failed to {failing}: Access denied" >&2; exit 1; }}; ' if failing else ""
+    scripts = {"systemctl": f'echo "$*" >> {log}; {fail}[ "$1" = is-active ] && exit {0 if active else 3}; exit 0',
+               "systemd-detect-virt": "exit 1"}
+    for name, body in scripts.items():
+        (shims / name).write_text(f"#!/bin/sh\n{body}\n")
+        (shims / name).chmod(0o755)
+    (root / "/run/systemd/system").mkdir(parents=True)
+    calls: list[str] = []
+    try:
+        yield calls
+    finally:
+        for name in scripts:
+            (shims / name).unlink()
+        (root / "/run/systemd/system").rmdir()
+        if (root / log).exists():
+            calls.extend((root / log).read_text().splitlines())
+            (root / log).unlink()
+
+
 def test_with_systemd_running_it_reloads_enables_and_checks_the_sound_cards(installed: Installed) -> None:
-    """systemd stood in for by a recording systemctl (and /run/systemd/system): nothing changed in
-    the clone, so the service is not stopped, yet daemon-reload runs. The sound cards are this
-    machine's (the root's /proc is its kernel's): with none to use, the install ends with the
-    refusal that names what to plug in and starts nothing."""
+    """Nothing changed in the clone, so the service is not stopped, yet daemon-reload runs. The
+    sound cards are this machine's (the root's /proc is its kernel's): with none to use, the install
+    ends with the refusal that names what to plug in, and starts nothing."""
     root = installed.root
     choice = sound_cards.choose(sound_cards.list_cards())
     if choice.mic is not None and choice.speaker is not None:
         pytest.skip("this machine has a microphone and a speaker: the refusal cannot be seen here")
-    shims = root / "/usr/local/sbin"
-    log = "/run/systemctl.calls"
-    for name, body in {"systemctl": f'echo "$*" >> {log}; case "$1" in is-active) exit 3 ;; esac; exit 0',
-                       "systemd-detect-virt": "exit 1"}.items():
-        (shims / name).write_text(f"#!/bin/sh\n{body}\n")
-        (shims / name).chmod(0o755)
-    (root / "/run/systemd/system").mkdir(parents=True)
-    try:
+    with systemd_stand_in(root, active=False) as calls:
         result = root.run(INSTALL)
-        calls = (root / log).read_text().splitlines()
-    finally:
-        for name in ("systemctl", "systemd-detect-virt"):
-            (shims / name).unlink()
-        (root / "/run/systemd/system").rmdir()
-        (root / log).unlink(missing_ok=True)
     assert result.returncode == 1, result.stderr[-3000:]
     assert "assistant: error: no microphone and no speaker" in result.stderr
     assert "Plug in a USB microphone" in result.stderr
@@ -177,7 +189,8 @@ def test_with_systemd_running_it_reloads_enables_and_checks_the_sound_cards(inst
 def test_building_is_announced_only_when_it_builds(installed: Installed) -> None:
     """No wheel offered for the pinned version (no index, no PIP_FIND_LINKS): the build tools are
     asked of apt (a recording stand-in here), the build is announced with two jobs on a 4 GB Pi,
-    and pip, offline, then fails. A normal run afterwards takes the wheel again."""
+    and pip, offline, then fails. The next run, on a running system whose service is up and whose
+    config names its sound devices, stops the service, takes the wheel again, and starts it."""
     root = installed.root
     apt = root / "/usr/local/sbin/apt-get"
     apt.write_text('#!/bin/sh\necho "$*" >> /run/apt.calls\n')
@@ -195,9 +208,16 @@ def test_building_is_announced_only_when_it_builds(installed: Installed) -> None
     assert f"building llama-cpp-python {LLAMA} from source (once; about 45 minutes on a Pi 4, 2 parallel jobs" \
         in offline.stderr
     assert apt_calls[-1].endswith("install -y --no-install-recommends python3-dev build-essential cmake")
-    again = root.run(INSTALL)
+
+    config = root / "/etc/assistant/config.yaml"
+    config.write_text(config.read_text().replace("device: default", "device: USB"))
+    with systemd_stand_in(root, active=True) as calls:
+        again = root.run(INSTALL)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "building llama-cpp-python" not in again.stderr and "using the prebuilt wheel" in again.stderr
+    assert "stopping assistant while its venv is replaced" in again.stderr
+    assert calls == ["is-active --quiet assistant.service", "stop assistant.service", "daemon-reload",
+                     "enable --quiet assistant.service", "start assistant.service"]
 
 
 def test_uninstall_twice_then_purge_twice(installed: Installed) -> None:
@@ -217,4 +237,17 @@ def test_uninstall_twice_then_purge_twice(installed: Installed) -> None:
     assert not (root / "/etc/assistant").exists() and not (root / "/var/lib/assistant").exists()
     assert root.run("id -u assistant").returncode != 0
     again = root.run(UNINSTALL + " --purge")
-    assert again.returncode == 0, again.stderr
+    assert again.returncode == 0 and "no configuration, state or user assistant left" in again.stderr, again.stderr
+
+
+def test_uninstall_with_systemd_running_says_why_disable_failed(installed: Installed) -> None:
+    """A unit left behind, and a systemctl that refuses: the refusal is shown as it is, and the
+    unit is removed all the same."""
+    root = installed.root
+    (root / "/etc/systemd/system/assistant.service").write_bytes((REPO / "deploy/assistant.service").read_bytes())
+    with systemd_stand_in(root, active=True, failing="disable") as calls:
+        result = root.run(UNINSTALL)
+    assert result.returncode == 0, result.stderr
+    assert "systemctl disable --now assistant.service failed: Failed to disable: Access denied" in result.stderr
+    assert not (root / "/etc/systemd/system/assistant.service").exists()
+    assert calls == ["disable --now --quiet assistant.service", "daemon-reload", "reset-failed assistant.service"]

@@ -81,17 +81,19 @@ def test_names_match_the_way_sound_devices_are_found(tmp_path: Path) -> None:
     assert sound_cards.card_for(found, "hw:0,0", capture=False) is found[0]
 
 
-def _passing_gpio(monkeypatch: pytest.MonkeyPatch) -> None:
+def device_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str) -> Path:
+    """These sound cards, a GPIO check that passes, and a copy of the service's example config."""
+    monkeypatch.setattr(sound_cards, "PROC_ASOUND", write_layout(tmp_path / "asound", layout))
     report = gpiochip.GpioReport([], None, "2.0.1.post3", 0)
     monkeypatch.setattr(gpiochip, "verify", lambda: report)
+    config = tmp_path / "config.yaml"
+    shutil.copy(EXAMPLE, config)
+    return config
 
 
 def test_devices_write_fills_in_default_once_and_keeps_the_rest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(sound_cards, "PROC_ASOUND", write_layout(tmp_path / "asound", "pi5-usb-mic-and-speaker"))
-    _passing_gpio(monkeypatch)
-    config = tmp_path / "config.yaml"
-    shutil.copy(EXAMPLE, config)
+    config = device_with(tmp_path, monkeypatch, "pi5-usb-mic-and-speaker")
     config.chmod(0o640)
     assert main(["-q", "--config", str(config), "devices", "--write"]) == 0
     out = capsys.readouterr().out
@@ -113,10 +115,7 @@ def test_devices_write_fills_in_default_once_and_keeps_the_rest(tmp_path: Path, 
 
 def test_devices_refuses_on_hdmi_only_and_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(sound_cards, "PROC_ASOUND", write_layout(tmp_path / "asound", "pi5-hdmi-only"))
-    _passing_gpio(monkeypatch)
-    config = tmp_path / "config.yaml"
-    shutil.copy(EXAMPLE, config)
+    config = device_with(tmp_path, monkeypatch, "pi5-hdmi-only")
     assert main(["-q", "--config", str(config), "devices", "--write"]) == AudioDeviceError.exit_code
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("assistant: error: no microphone and no speaker")
