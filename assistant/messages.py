@@ -67,7 +67,8 @@ class TurnRecord:
     tokens: int = 0
     """Generated tokens."""
     words: int = 0
-    """Words spoken (in the reply)."""
+    """Words spoken: of the reply's sentences that were synthesized whole (a barge-in or a failure
+    cuts the rest, so this is what a person heard)."""
     sentences: int = 0
     audio_in_s: float = 0.0
     """Length of the spoken question (s)."""
@@ -119,3 +120,9 @@ class BatteryReading:
     """True where the SoC comes from a voltage curve rather than a gas gauge."""
     power_estimated: bool = False
     """True where ``power_w`` comes from a model, not from a current measurement."""
+    cell_voltage_v: float | None = None
+    """Voltage of the weakest series cell (V): the pack voltage over the gauge's cell count, or the
+    lowest cell where the gauge reads each one; None where the gauge cannot tell."""
+    simulated: bool = False
+    """The reading comes from the simulated pack, not from a gauge: nothing in it was measured, and
+    outside a simulation it must never decide a tier or a power-off."""

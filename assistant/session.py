@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -12,6 +13,8 @@ from typing import Any
 from assistant.config import AssistantConfig, ensure_dir
 from assistant.errors import BatteryReadError, ConfigError, ModelError, ModelNotFound
 from assistant.messages import BatteryReading, TurnRecord
+from assistant.power.cutoff import EmptyPoint
+from assistant.power.empty_store import empty_point_for
 from assistant.power.energy import EnergyMeter
 from assistant.power.fixed_replies import FixedResponder
 from assistant.power.gauges import Gauge, open_gauge
@@ -28,6 +31,9 @@ _LOG = logging.getLogger(__name__)
 
 TURN_LOG = "turns.jsonl"
 
+STALE_S = 10.0
+"""A battery reading older than this is no evidence (s): it is neither shown nor acted on."""
+
 
 class Session:
     """Loads the engines once, keeps one LLM resident for the current tier and logs every turn.
@@ -35,6 +41,10 @@ class Session:
     The tier is chosen between turns from the latest battery reading; when it changes, the old
     model is closed before the new one is loaded. A tier whose model fails to load is marked
     unavailable (logged) and the policy is asked again, so a bad model file never ends a turn.
+
+    Only a fresh reading (``STALE_S``) is used; a simulated reading decides a tier only in a
+    ``simulation`` (``run --sim``, a drain test or soak on the simulated pack): anywhere else it is
+    as if there were no gauge, and the appliance runs at the richest tier as on external power.
     """
 
     def __init__(
@@ -46,8 +56,11 @@ class Session:
         turn_log: Path | None = None,
         start_meter: bool = True,
         pin_tier: str | None = None,
+        simulation: bool = False,
     ) -> None:
         self.cfg = cfg
+        self.simulation = simulation
+        """Simulated readings may drive the tier (and, in the appliance, the shutdown) policy."""
         self.models_dir = cfg.paths.models_dir.expanduser()
         self.tiers: TierConfig = ladder_for(cfg)
         self.unavailable: set[str] = unavailable_tiers(self.tiers)
@@ -65,9 +78,9 @@ class Session:
                                     "or corrupt (see `assistant models build-ladder`)")
         self.gauge: Gauge = gauge or open_gauge(cfg.battery)
         self.usable_energy_j = cfg.battery.usable_wh * 3600.0
-        self.simulated = self.gauge.name.startswith("simulated")
-        """The gauge is the simulated pack: energy figures come from its power model."""
-        self.meter = EnergyMeter(self.gauge, usable_energy_j=self.usable_energy_j)
+        self._empty: tuple[str, EmptyPoint] | None = None
+        self.meter = EnergyMeter(self.gauge, usable_energy_j=self.usable_energy_j,
+                                 period_s=self.gauge.poll_period_s)
         self.meter.poll()
         if start_meter:
             self.meter.start()
@@ -85,16 +98,36 @@ class Session:
 
     # -- battery and tiers ----------------------------------------------------------------------
 
+    @property
+    def empty_point(self) -> EmptyPoint:
+        """Where the pack counts as empty: the configuration's, this gauge's measured one, or its board's
+        (looked up again when the gauge changes, e.g. a HAT found after the start)."""
+        name = self.gauge.name
+        if self._empty is None or self._empty[0] != name:
+            point = empty_point_for(self.cfg.battery, self.gauge.empty_point, gauge=name,
+                                    state_dir=self.cfg.paths.state_dir, config_file=self.cfg.source)
+            self._empty = (name, point)
+        return self._empty[1]
+
     def reading(self) -> BatteryReading | None:
-        """The latest battery reading (the meter's, or a fresh one); None when the gauge fails."""
+        """The latest battery reading if it is fresh (``STALE_S``), taken now when the meter has none yet;
+        None when the gauge is missing, failing or silent."""
         last = self.meter.last_reading()
         if last is not None:
-            return last
+            age = self.meter.reading_age_s()
+            return last if age is not None and age <= STALE_S else None
         try:
             return self.gauge.read()
         except BatteryReadError as exc:
-            _LOG.warning("battery reading failed: %s", exc)
+            _LOG.debug("battery reading failed: %s", exc)  # the appliance raises the alarm; the meter logs it
             return None
+
+    def policy_reading(self) -> BatteryReading | None:
+        """``reading()``, unless it is simulated outside a simulation: then None (no gauge to act on)."""
+        reading = self.reading()
+        if reading is not None and reading.simulated and not self.simulation:
+            return None
+        return reading
 
     def _recheck(self) -> None:
         """Give an unavailable tier another chance once its model file has changed (reinstalled, built)."""
@@ -109,7 +142,8 @@ class Session:
         """Choose the tier for the next turn and make its responder resident."""
         self._recheck()
         while True:
-            tier = choose_tier(self.reading(), self.tiers, self.tier, unavailable=self.unavailable)
+            tier = choose_tier(self.policy_reading(), self.tiers, self.tier, empty=self.empty_point,
+                               unavailable=self.unavailable)
             if self.pinned is not None and tier.kind != "shutdown":
                 tier = self.pinned
             if tier == self.tier and self.responder is not None:
@@ -135,7 +169,7 @@ class Session:
             prompt = llm.system_prompt
             if tier.reply_words:
                 prompt = f"{prompt} {length_instruction(tier)}"
-            tier_llm = replace(llm, n_ctx=tier.n_ctx, max_tokens=tier.max_tokens,
+            tier_llm = replace(llm, n_ctx=min(tier.n_ctx, llm.n_ctx), max_tokens=min(tier.max_tokens, llm.max_tokens),
                                threads=tier.threads or llm.threads, system_prompt=prompt)
             self.responder = open_responder(replace(self.cfg, llm=tier_llm), tier.model)
         else:
@@ -160,15 +194,16 @@ class Session:
         With ``play_out`` the turn lasts until the speaker has played the answer (or ``cancel`` is
         set during playback, which marks the turn cancelled): the record then covers what was heard.
         """
-        tier = self.select_tier()
-        assert self.responder is not None and self.synthesizer is not None
+        record = TurnRecord(turn_id=turn_id or uuid.uuid4().hex[:12])
         before = self.reading()
         start = self.meter.mark()
-        pipeline = Pipeline(self.transcriber, self.responder, self.synthesizer, speaker,
-                            first_clause_words=self.cfg.tts.first_clause_words)
-        record: TurnRecord | None = None
+        tier: Tier | None = None
         try:
-            record = pipeline.run_turn(audio=audio, text=text, cancel=cancel, turn_id=turn_id)
+            tier = self.select_tier()  # inside: a tier that fails to load is a failed turn, logged
+            assert self.responder is not None and self.synthesizer is not None
+            pipeline = Pipeline(self.transcriber, self.responder, self.synthesizer, speaker,
+                                first_clause_words=self.cfg.tts.first_clause_words)
+            pipeline.run_turn(audio=audio, text=text, cancel=cancel, record=record)
             if play_out and not record.cancelled:
                 while not speaker.wait(0.05):
                     if cancel is not None and cancel.is_set():
@@ -176,18 +211,16 @@ class Session:
                         break
             return record
         except Exception as exc:  # logged whatever failed (an engine may raise its own types), then raised
-            record = TurnRecord(turn_id=turn_id or "failed", error=f"{type(exc).__name__}: {exc}")
+            record.error = f"{type(exc).__name__}: {exc}"  # with what the turn did until then
+            record.cancelled = record.cancelled or (cancel is not None and cancel.is_set())
             raise
         finally:
-            if record is not None:
-                self.meter.poll()
-                span = self.meter.record_turn(start, self.meter.mark())
-                if self.simulated:  # a power model, not a measurement: never call it measured
-                    span = replace(span, measured=False)
-                after = self.reading()
-                entry = self.turn_log.write_turn(record, tier=tier, before=before, after=after, energy=span,
-                                                 usable_energy_j=self.usable_energy_j)
-                record.extra.update(_extra(entry))
+            self.meter.poll()
+            span = self.meter.record_turn(start, self.meter.mark())
+            after = self.reading()
+            entry = self.turn_log.write_turn(record, tier=tier, before=before, after=after, energy=span,
+                                             usable_energy_j=self.usable_energy_j)
+            record.extra.update(_extra(entry))
 
     def close(self) -> None:
         """Stop the meter and free every engine."""
@@ -219,7 +252,7 @@ def ladder_for(cfg: AssistantConfig) -> TierConfig:
     single = Tier(name="configured", model=cfg.llm.model, quant=_quant_of(cfg.llm.model), enter_soc_pct=10.0,
                   n_ctx=cfg.llm.n_ctx, max_tokens=cfg.llm.max_tokens, threads=cfg.llm.threads)
     return TierConfig(tiers=[single, Tier(name="fixed", kind="fixed", enter_soc_pct=5.0),
-                             Tier(name="shutdown", kind="shutdown", enter_soc_pct=0.0)], shutdown_soc_pct=5.0)
+                             Tier(name="shutdown", kind="shutdown", enter_soc_pct=0.0)])
 
 
 def _file_key(tier: Tier | None) -> tuple[int, int] | None:

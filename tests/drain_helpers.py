@@ -39,7 +39,7 @@ def write_config(
     capacity_wh: float,
     time_scale: float = 1.0,
     rungs: list[dict[str, Any]] | None = None,
-    shutdown_soc_pct: float = 20.0,
+    empty_soc_pct: float = 20.0,
 ) -> Path:
     """A config file: state under ``tmp_path``, the simulated pack, a ladder over the test's GGUF files."""
     ladder = rungs if rungs is not None else [
@@ -50,9 +50,10 @@ def write_config(
     data = {
         "paths": {"state_dir": str(tmp_path / "state"), "models_dir": str(tmp_path / "models")},
         "asr": {"engine": "pocketsphinx"},
-        "battery": {"kind": "simulated", "capacity_wh": capacity_wh, "simulated": {"time_scale": time_scale}},
+        "battery": {"kind": "simulated", "capacity_wh": capacity_wh, "simulated": {"time_scale": time_scale},
+                    "empty_soc_pct": empty_soc_pct},
         "tiers": {"tiers": ladder + [{"name": "shutdown", "kind": "shutdown", "enter_soc_pct": 0.0}],
-                  "shutdown_soc_pct": shutdown_soc_pct, "hysteresis_pct": 3.0},
+                  "hysteresis_pct": 3.0},
     }
     path = tmp_path / "assistant.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")

@@ -19,10 +19,9 @@ import pytest
 from assistant.commands.turn import demo_question
 from assistant.config import AssistantConfig, LlmConfig, PathsConfig
 from assistant.device.appliance import Appliance, State
-from assistant.device.device_config import ShutdownConfig
-from assistant.device.hardware import SimControls, build_appliance, close_devices
+from assistant.device.hardware import SimControls, build_appliance
 from assistant.device.led import LedState
-from assistant.messages import AudioClip, BatteryReading
+from assistant.messages import AudioClip
 from assistant.power.turnlog import read_log
 from assistant.speech.wav import read_wav
 
@@ -48,7 +47,7 @@ class Running:
     def __exit__(self, *exc: object) -> None:
         self.appliance.stop_event.set()
         self.thread.join(20)
-        close_devices(self.appliance)
+        self.appliance.close()
         assert not self.thread.is_alive()
 
 
@@ -159,57 +158,6 @@ def test_a_failing_turn_is_survived(running: Running, question: AudioClip, monke
     records = read_log(app.session.turn_log.path).records
     assert records[0]["error"] and "voice crashed" in records[0]["error"]
     assert not records[1]["error"] and records[1]["words"] > 0
-
-
-class LowPack:
-    """A scripted gauge: full, then empty; on battery unless ``plugged``."""
-
-    name = "scripted"
-
-    def __init__(self, plugged: bool) -> None:
-        self.plugged = plugged
-        self.empty_after = time.monotonic() + 1.0
-
-    def read(self) -> BatteryReading:
-        now = time.monotonic()
-        soc = 80.0 if now < self.empty_after else 2.0
-        current = 0.5 if self.plugged else -0.8
-        return BatteryReading(now, 7.0 if soc < 5 else 8.0, current, current * 7.5, soc, self.plugged,
-                              self.plugged, "scripted")
-
-    def close(self) -> None:
-        pass
-
-
-@pytest.mark.parametrize("plugged", [False, True])
-def test_low_battery_shutdown_only_on_battery_after_the_hold(tmp_path: Path, plugged: bool,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = replace(sim_config(tmp_path), shutdown=ShutdownConfig(hold_s=1.5, command=["/bin/true", "poweroff"]))
-    pack = LowPack(plugged)
-    import assistant.session as session_mod
-
-    monkeypatch.setattr(session_mod, "open_gauge", lambda _cfg: pack)
-    appliance, controls = build_appliance(cfg, sim=True, sim_out=tmp_path / "s.wav")
-    assert controls is not None
-    ran: list[list[str]] = []
-    appliance.shutdowner._run = lambda argv, **kw: ran.append(argv) or subprocess.CompletedProcess(argv, 0)  # type: ignore[assignment]
-    appliance.battery_check_s = 0.2
-    t0 = time.monotonic()
-    thread = threading.Thread(target=appliance.run, daemon=True)
-    thread.start()
-    if plugged:
-        time.sleep(4.0)
-        assert thread.is_alive() and ran == []
-        appliance.stop_event.set()
-        thread.join(20)
-    else:
-        thread.join(30)
-        assert not thread.is_alive()
-        assert ran == [["/bin/true", "poweroff"]]
-        assert time.monotonic() - t0 >= 1.0 + 1.5  # empty after 1 s, then held for 1.5 s
-        assert "battery" in (appliance.shutdown_reason or "").lower() or appliance.shutdown_reason
-        assert controls.speaker.seconds > 1.0  # the announcement was spoken
-    close_devices(appliance)
 
 
 def test_watchdog_pings_stop_when_the_loop_hangs(tmp_path: Path) -> None:

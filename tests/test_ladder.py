@@ -22,6 +22,7 @@ from assistant.models.ladder import (
     ladder_to_tiers,
     sha256_file,
 )
+from assistant.power.cutoff import DEFAULT_EMPTY
 from assistant.power.tiers import TierConfig, choose_tier, default_ladder, unavailable_tiers
 from assistant.speech.llm import LlamaResponder
 
@@ -112,10 +113,10 @@ def test_default_ladder_once_built(built: tuple[Path, list[LadderEntry], list[st
     models_dir, _, _ = built
     cfg = default_ladder(models_dir)
     assert unavailable_tiers(cfg) == set()
-    assert choose_tier(soc_reading(90), cfg, None).name == "q8_0"
-    assert choose_tier(soc_reading(45), cfg, None).name == "q4_k_m"
-    assert choose_tier(soc_reading(30), cfg, None).name == "q4_1"
-    assert choose_tier(soc_reading(20), cfg, None).name == "q2_k"
+    assert choose_tier(soc_reading(90), cfg, None, empty=DEFAULT_EMPTY).name == "q8_0"
+    assert choose_tier(soc_reading(45), cfg, None, empty=DEFAULT_EMPTY).name == "q4_k_m"
+    assert choose_tier(soc_reading(30), cfg, None, empty=DEFAULT_EMPTY).name == "q4_1"
+    assert choose_tier(soc_reading(20), cfg, None, empty=DEFAULT_EMPTY).name == "q2_k"
 
 
 def test_ladder_to_tiers(built: tuple[Path, list[LadderEntry], list[str]]) -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from assistant.config import AssistantConfig, PathsConfig
-from assistant.errors import BatteryReadError, ConfigError
+from assistant.errors import BatteryReadError, ConfigError, ModelError, ModelNotFound
 from assistant.messages import BatteryReading
+from assistant.power.cutoff import DEFAULT_EMPTY
 from assistant.power.gauges import SimulatedPack
 from assistant.power.tiers import Tier, TierConfig
 from assistant.power.turnlog import read_log, summarize
@@ -25,22 +26,40 @@ def ladder(files: dict[str, Path]) -> TierConfig:
         Tier(name="q2_k", model=files["Q2_K"], quant="Q2_K", enter_soc_pct=25, n_ctx=512, max_tokens=12, reply_words=8),
         Tier(name="fixed", kind="fixed", enter_soc_pct=10),
         Tier(name="shutdown", kind="shutdown"),
-    ], shutdown_soc_pct=10.0)
+    ])
 
 
 def config(tmp_path: Path, files: dict[str, Path]) -> AssistantConfig:
-    return replace(AssistantConfig(), paths=PathsConfig(state_dir=tmp_path / "state", models_dir=tmp_path / "m"),
-                   tiers=ladder(files))
+    base = AssistantConfig()
+    return replace(base, paths=PathsConfig(state_dir=tmp_path / "state", models_dir=tmp_path / "m"),
+                   tiers=ladder(files), battery=replace(base.battery, empty_soc_pct=10.0))
+
+
+class TickingClock:
+    """Time that moves on by ``step`` seconds at every look: the pack drains by how often the session
+    reads it, the same on a quiet or a loaded machine."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 1000.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
 
 
 def test_simulated_discharge_walks_down_the_ladder(tmp_path: Path, ladder_files: dict[str, Path]) -> None:
-    # A 0.08 Wh pack drawn at the process's real CPU power x 3: empty in about half a minute of turns.
-    pack = SimulatedPack(capacity_wh=0.08, start_soc_pct=100.0, time_scale=3.0)
+    # A 0.08 Wh pack at 20 W, on a clock that moves 0.1 s at every look: empty in a few dozen turns.
+    clock = TickingClock(0.1)
+    pack = SimulatedPack(capacity_wh=0.08, start_soc_pct=100.0, power_profile=lambda t: 20.0, clock=clock,
+                         cpu_time_fn=lambda: 0.0)
     seen: list[str] = []
     records = []
-    with Session(config(tmp_path, ladder_files), with_asr=False, gauge=pack) as session:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
+    with Session(config(tmp_path, ladder_files), with_asr=False, gauge=pack, simulation=True,
+                 start_meter=False) as session:
+        session.meter.clock = clock
+        assert session.empty_point.soc_pct == 10.0 and "battery.empty_" in session.empty_point.source
+        for _ in range(400):
+            session.meter.poll()
             tier = session.select_tier()
             if tier.kind == "shutdown":
                 seen.append("shutdown")
@@ -48,6 +67,7 @@ def test_simulated_discharge_walks_down_the_ladder(tmp_path: Path, ladder_files:
             rec = session.run_turn(NullSpeaker(), text="What is the battery level?" if tier.kind == "fixed"
                                    else "Name a large animal.")
             records.append(rec)
+            session.meter.poll()
             if not seen or seen[-1] != tier.name:
                 seen.append(tier.name)
         log = read_log(session.turn_log.path)
@@ -70,10 +90,38 @@ def test_simulated_discharge_walks_down_the_ladder(tmp_path: Path, ladder_files:
     assert stats["fixed"].tokens == 0
 
 
+def test_a_simulated_pack_outside_a_simulation_decides_nothing(tmp_path: Path, ladder_files: dict[str, Path]) -> None:
+    """On a device a simulated reading is as good as no gauge: the richest tier, as on external power,
+    however low the (fake) pack reads."""
+    pack = SimulatedPack(capacity_wh=10, start_soc_pct=12.0)
+    with Session(config(tmp_path, ladder_files), with_asr=False, gauge=pack, start_meter=False) as s:
+        assert s.reading() is not None and s.reading().simulated  # type: ignore[union-attr]
+        assert s.policy_reading() is None
+        assert s.select_tier().name == "q8_0"
+    pack = SimulatedPack(capacity_wh=10, start_soc_pct=12.0)
+    with Session(config(tmp_path, ladder_files), with_asr=False, gauge=pack, start_meter=False,
+                 simulation=True) as s:
+        assert s.select_tier().name == "fixed"
+
+
+def test_a_stale_reading_is_not_used(tmp_path: Path, ladder_files: dict[str, Path]) -> None:
+    now = [1000.0]
+    pack = SimulatedPack(capacity_wh=10, start_soc_pct=50.0, clock=lambda: now[0], cpu_time_fn=lambda: 0.0,
+                         power_profile=lambda t: 3.0)
+    with Session(config(tmp_path, ladder_files), with_asr=False, gauge=pack, start_meter=False,
+                 simulation=True) as s:
+        s.meter.clock = lambda: now[0]
+        assert s.reading() is not None
+        now[0] += 11.0  # the gauge has not been read for longer than STALE_S
+        assert s.reading() is None and s.policy_reading() is None
+
+
 class FlakyGauge:
     """A gauge that fails every read after the first few."""
 
     name = "flaky"
+    empty_point = DEFAULT_EMPTY
+    poll_period_s = 0.1
 
     def __init__(self) -> None:
         self.reads = 0
@@ -86,6 +134,9 @@ class FlakyGauge:
 
     def close(self) -> None:
         pass
+
+    def arm_power_restore(self) -> bool:
+        return False
 
 
 def test_a_failing_gauge_never_fails_a_turn(tmp_path: Path, ladder_files: dict[str, Path]) -> None:
@@ -130,3 +181,46 @@ def test_pinned_tier_is_used_until_shutdown(tmp_path: Path, ladder_files: dict[s
         assert s.run_turn(NullSpeaker(), text="Say hello.").extra["tier"] == "q2_k"
     with pytest.raises(ConfigError, match="no tier named 'q9'"):
         Session(config(tmp_path, ladder_files), with_asr=False, gauge=SimulatedPack(capacity_wh=1), pin_tier="q9")
+
+
+def test_llm_budget_caps_every_tier(tmp_path: Path, ladder_files: dict[str, Path]) -> None:
+    """``llm.max_tokens`` and ``llm.n_ctx`` are the reply-length knobs the README names: each tier's
+    own budget is capped by them (before, every tier silently overrode them)."""
+    base = config(tmp_path, ladder_files)
+    cfg = replace(base, llm=replace(base.llm, max_tokens=10, n_ctx=256))
+    with Session(cfg, with_asr=False, gauge=SimulatedPack(capacity_wh=10), start_meter=False) as s:
+        s.select_tier()
+        assert s.tier is not None and s.tier.max_tokens == 24
+        assert s.responder.max_tokens == 10 and s.responder.n_ctx == 256  # type: ignore[union-attr]
+
+
+def test_a_failed_turn_keeps_what_it_did(tmp_path: Path, ladder_files: dict[str, Path]) -> None:
+    """A voice that crashes on the third sentence: the record keeps the two sentences spoken, their
+    words and tokens, and the error (before, it was logged as a blank turn with the full joules)."""
+    from scripted import ScriptedResponder, ScriptedSynthesizer
+
+    with Session(config(tmp_path, ladder_files), with_asr=False, gauge=SimulatedPack(capacity_wh=10),
+                 start_meter=False) as s:
+        s.select_tier()
+        s.responder = ScriptedResponder("One two three. Four five six. Seven eight nine. Ten.")  # type: ignore[assignment]
+        s.synthesizer = ScriptedSynthesizer(fail_at=2)  # type: ignore[assignment]
+        s._switch = lambda tier: None  # type: ignore[method-assign]  # keep the scripted responder
+        with pytest.raises(RuntimeError, match="the voice crashed"):
+            s.run_turn(NullSpeaker(), text="Count, please.", turn_id="crash")
+        (entry,) = read_log(s.turn_log.path).records
+    assert entry["turn_id"] == "crash" and "the voice crashed" in entry["error"]
+    assert entry["words"] == 6 and entry["tokens"] >= 6 and entry["tier"] == "q8_0"
+
+
+def test_a_tier_that_fails_to_load_is_a_logged_turn(tmp_path: Path, ladder_files: dict[str, Path]) -> None:
+    """A pinned tier whose model went bad between turns: the turn fails, and the log says so (before,
+    ``select_tier`` ran outside the logged block and the turn left no record at all)."""
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(ladder_files["Q2_K"].read_bytes())
+    with Session(config(tmp_path, dict(ladder_files, Q2_K=bad)), with_asr=False, gauge=SimulatedPack(capacity_wh=10),
+                 start_meter=False, pin_tier="q2_k") as s:
+        bad.write_bytes(b"GGUF broken")
+        with pytest.raises((ModelError, ModelNotFound)):
+            s.run_turn(NullSpeaker(), text="Say hello.", turn_id="no-model")
+        (entry,) = read_log(s.turn_log.path).records
+    assert entry["turn_id"] == "no-model" and entry["tier"] is None and entry["error"]

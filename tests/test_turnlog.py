@@ -43,7 +43,8 @@ def test_entry_fields_and_rates() -> None:
     assert e["schema"] == SCHEMA == 1
     assert e["time"] == "2023-11-14T22:13:20.250+00:00" and e["unix"] == 1_700_000_000.25
     assert (e["tier"], e["quant"], e["model"], e["kind"]) == ("q4_k_m", "Q4_K_M", "SmolLM2.Q4_K_M.gguf", "llm")
-    assert e["battery_before"] == {"soc_pct": 55.0, "voltage_v": 7.61, "power_w": -3.805, "source": "ina219@0x42"}
+    assert e["battery_before"] == {"soc_pct": 55.0, "voltage_v": 7.61, "power_w": -3.805, "source": "ina219@0x42",
+                                  "simulated": False}
     assert e["battery_after"]["soc_pct"] == 54.9
     assert e["energy_j"] == 10.0 and e["energy_measured"] is True
     assert e["tpj"] == 2.0                      # 20 tokens / 10 J
@@ -124,6 +125,75 @@ def test_full_disk_is_logged_once_and_counted(tmp_path: Path, monkeypatch: pytes
     assert log.failures == 3 and log.written == 1
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "No space left" in warnings[0].getMessage()
+
+
+class ShortDisk:
+    """A file object whose disk takes ``room`` more bytes and then refuses: partial writes included."""
+
+    def __init__(self, real: Any, room: int) -> None:
+        self.real, self.room = real, room
+
+    def write(self, data: Any) -> int:
+        if self.room <= 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        part = bytes(data)[: self.room]
+        self.room -= len(part)
+        return int(self.real.write(part))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def __enter__(self) -> ShortDisk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.real.close()
+
+
+@pytest.mark.parametrize("room", [0, 1, 17, 120])
+def test_a_refused_record_leaves_the_file_byte_identical(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         room: int) -> None:
+    """The disk takes part of the record and then refuses the rest: the file must read back exactly as
+    before, so no partial line is left to swallow or corrupt the next record."""
+    path = tmp_path / "turns.jsonl"
+    log = TurnLog(path)
+    log.append(entry("t0"))
+    before = path.read_bytes()
+    real_open = Path.open
+
+    def short_open(self: Path, *args: Any, **kwargs: Any) -> Any:
+        return ShortDisk(real_open(self, *args, **kwargs), room)
+
+    monkeypatch.setattr(Path, "open", short_open)
+    assert log.append(entry("t1-" + "x" * 200)) is False
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert log.append(entry("t2")) is True
+    assert [r["turn_id"] for r in read_log(path).records] == ["t0", "t2"] and read_log(path).bad_lines == []
+
+
+def test_a_real_full_file_system_leaves_the_file_byte_identical(tmp_path: Path) -> None:
+    """The same on a full tmpfs, the kernel's own ENOSPC and partial writes (as root; /dev/full otherwise)."""
+    from assistant.soak.file_faults import DiskFull
+
+    disk = DiskFull(tmp_path / "mnt", size_kb=64)
+    mounted = disk.mount()
+    try:
+        log = TurnLog((disk.mountpoint if mounted else tmp_path) / "turns.jsonl")
+        disk.log_holder = log
+        refused = 0
+        for i in range(20):
+            log.append(entry(f"ok{i}"))
+            disk.fill()
+            for size in (3000, 6000, 12000):
+                before = log.path.read_bytes() if log.path.exists() else b""
+                if not log.append(entry(f"big{i}-{size}-" + "y" * size)):
+                    refused += 1
+                    assert log.path.read_bytes() == before
+            disk.free()
+        assert refused > 0 and read_log(log.path).bad_lines == []
+    finally:
+        disk.unmount()
 
 
 def test_unwritable_directory(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

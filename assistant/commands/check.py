@@ -30,15 +30,15 @@ def run(args: argparse.Namespace, cfg: AssistantConfig) -> int:
     if args.sim:
         cfg = replace(cfg, battery=replace(cfg.battery, kind="simulated"))
     factory = mock_pin_factory() if args.sim else None
-    checks: list[Check] = [check_gauge(cfg)]
+    checks: list[Check] = [check_gauge(cfg, simulation=args.sim)]
     checks += check_models(cfg)
     if not args.sim:  # the real hardware: which sound cards and which GPIO chip
         checks += [check_sound_cards(cfg), check_gpio_chip()]
     for name, opener, test in (
         ("status LED", lambda: StatusLed(cfg.led, pin_factory=factory), check_led),
         ("speaker", lambda: NullSpeaker() if args.sim else SoundDeviceSpeaker(device=cfg.speaker.device), check_speaker),
-        ("microphone", lambda: SimMicrophone(rate=cfg.mic.rate, noise_dbfs=-60) if args.sim else
-         SoundDeviceMicrophone(device=cfg.mic.device, rate=cfg.mic.rate), check_mic),
+        ("microphone", lambda: SimMicrophone(rate=cfg.asr.rate, noise_dbfs=-60) if args.sim else
+         SoundDeviceMicrophone(device=cfg.mic.device, rate=cfg.asr.rate, capture_rate=cfg.mic.rate), check_mic),
     ):
         try:
             device = opener()

@@ -54,10 +54,7 @@ def tiers_to_mapping(cfg: TierConfig) -> dict[str, Any]:
             if t.reply_words is not None:
                 row["reply_words"] = t.reply_words
         rows.append(row)
-    out: dict[str, Any] = {"tiers": rows, "hysteresis_pct": cfg.hysteresis_pct,
-                           "hysteresis_v": cfg.hysteresis_v, "shutdown_soc_pct": cfg.shutdown_soc_pct}
-    if cfg.shutdown_voltage_v is not None:
-        out["shutdown_voltage_v"] = cfg.shutdown_voltage_v
+    out: dict[str, Any] = {"tiers": rows, "hysteresis_pct": cfg.hysteresis_pct, "hysteresis_v": cfg.hysteresis_v}
     if cfg.default_tier is not None:
         out["default_tier"] = cfg.default_tier
     return out

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from assistant.config import AssistantConfig
+from assistant.power.cutoff import power_source
+from assistant.power.empty_store import empty_point_for
 from assistant.power.gauges import open_gauge
 from assistant.power.tiers import choose_tier, default_ladder, unavailable_tiers
 from assistant.power.turnlog import read_log, summarize
@@ -26,17 +28,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run_battery(args: argparse.Namespace, cfg: AssistantConfig) -> int:
-    gauge = open_gauge(cfg.battery)
+    gauge = open_gauge(cfg.battery, when_missing="raise")
     try:
         reading = gauge.read()
     finally:
         gauge.close()
+    empty = empty_point_for(cfg.battery, gauge.empty_point, gauge=gauge.name, state_dir=cfg.paths.state_dir,
+                            config_file=cfg.source)
     tiers = cfg.tiers or default_ladder(cfg.paths.models_dir.expanduser())
     missing = unavailable_tiers(tiers)
-    tier = choose_tier(reading, tiers, None, unavailable=missing)
+    tier = choose_tier(reading, tiers, None, empty=empty, unavailable=missing)
     data: dict[str, Any] = {"reading": dataclasses.asdict(reading), "gauge": gauge.name, "tier": tier.name,
                             "quant": tier.quant, "kind": tier.kind, "model": str(tier.model) if tier.model else None,
-                            "unavailable_tiers": sorted(missing), "usable_wh": cfg.battery.usable_wh}
+                            "unavailable_tiers": sorted(missing), "usable_wh": cfg.battery.usable_wh,
+                            "power_source": power_source(reading),
+                            "empty_point": dataclasses.asdict(empty), "simulated": reading.simulated}
     if args.json:
         print(json.dumps(data, indent=2, default=str))
         return 0
@@ -45,11 +51,13 @@ def run_battery(args: argparse.Namespace, cfg: AssistantConfig) -> int:
     def opt(v: float | None, fmt: str, unit: str) -> str:
         return "unknown" if v is None else f"{v:{fmt}} {unit}"
 
-    print(f"Gauge: {gauge.name} ({r.source})")
+    print(f"Gauge: {gauge.name} ({r.source})" + (": a SIMULATION, nothing here is measured" if r.simulated else ""))
     print(f"  voltage {r.voltage_v:.3f} V, current {opt(r.current_a, '+.3f', 'A')}, power {opt(r.power_w, '+.2f', 'W')}"
           + (" (estimated)" if r.power_estimated else ""))
     print(f"  charge {opt(r.soc_pct, '.1f', '%')}" + (" (from the voltage curve)" if r.soc_estimated else "")
           + f", charging {r.charging}, external power {r.external_power}")
+    cell = "" if r.cell_voltage_v is None else f", weakest cell {r.cell_voltage_v:.3f} V"
+    print(f"  power source: {power_source(r)}{cell}; empty at {empty.describe()}")
     print(f"Tier: {tier.name} ({tier.kind}, {tier.quant})" + (f" -> {tier.model}" if tier.model else ""))
     if missing:
         print(f"  unavailable tiers (model missing or corrupt): {', '.join(sorted(missing))}")

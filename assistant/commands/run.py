@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace, cfg: AssistantConfig) -> int:
     from assistant.commands.turn import demo_question
-    from assistant.device.hardware import build_appliance, close_devices, press_periodically
+    from assistant.device.hardware import build_appliance, press_periodically
     from assistant.speech.wav import read_wav
 
     speech = read_wav(args.sim_speech or demo_question()) if args.sim else None
@@ -47,6 +47,6 @@ def run(args: argparse.Namespace, cfg: AssistantConfig) -> int:
         appliance.run()
     finally:
         presses.set()
-        close_devices(appliance)
+        appliance.close()  # run() closes it too; this covers a failure before it
     _LOG.info("appliance stopped after %d turns", appliance.turns)
     return 0

@@ -18,6 +18,7 @@ from assistant.device.notify import SystemdNotifier
 from assistant.device.shutdown import ShutdownPolicy, Shutdowner
 from assistant.device.sim import SimMicrophone, mock_pin_factory
 from assistant.messages import AudioClip
+from assistant.power.gauges.absent import open_device_gauge
 from assistant.session import Session
 from assistant.speech.mic import Microphone, SoundDeviceMicrophone
 from assistant.speech.speaker import SoundDeviceSpeaker, Speaker, WavSpeaker
@@ -63,7 +64,7 @@ def build_appliance(cfg: AssistantConfig, *, sim: bool = False, sim_out: Path | 
     if sim:
         cfg = replace(cfg, battery=replace(cfg.battery, kind="simulated"))
     pin_factory = mock_pin_factory() if sim else None
-    session = Session(cfg)
+    session = Session(cfg, simulation=True) if sim else Session(cfg, gauge=open_device_gauge(cfg.battery))
     opened: list[Any] = [session]
     try:
         rate = session.transcriber.rate if session.transcriber is not None else cfg.asr.rate
@@ -74,20 +75,20 @@ def build_appliance(cfg: AssistantConfig, *, sim: bool = False, sim_out: Path | 
             out = sim_out or ensure_dir(cfg.paths.state_dir) / "sim-speaker.wav"
             speaker = WavSpeaker(out, realtime=True)
         else:
-            mic = SoundDeviceMicrophone(device=cfg.mic.device, rate=rate, block_ms=cfg.mic.block_ms)
+            mic = SoundDeviceMicrophone(device=cfg.mic.device, rate=rate, block_ms=cfg.mic.block_ms,
+                                        capture_rate=cfg.mic.rate)
             speaker = SoundDeviceSpeaker(device=cfg.speaker.device)
         opened.append(speaker)
         button = PushToTalkButton(cfg.button, pin_factory=pin_factory)
         opened.append(button)
         led = StatusLed(cfg.led, pin_factory=pin_factory)
         opened.append(led)
-        cells = cfg.battery.cells_in_series or (2 if sim else 1)
         shutdowner = Shutdowner(cfg.shutdown, run=pretend_poweroff) if sim else Shutdowner(cfg.shutdown)
         notifier = SystemdNotifier() if environ is None else SystemdNotifier(environ=environ)
         appliance = Appliance(
             session, mic=mic, speaker=speaker, button=button, led=led, notifier=notifier,
-            policy=ShutdownPolicy(cfg.shutdown, cells_in_series=cells), shutdowner=shutdowner,
-            heartbeat_max_s=cfg.service.watchdog_heartbeat_max_s, turn_budget_s=cfg.service.busy_budget_s,
+            policy=ShutdownPolicy(cfg.shutdown, empty=session.empty_point), shutdowner=shutdowner,
+            heartbeat_max_s=cfg.service.watchdog_heartbeat_max_s, turn_budget_s=cfg.service.turn_budget_s,
         )
     except BaseException:
         for thing in reversed(opened):
@@ -95,15 +96,6 @@ def build_appliance(cfg: AssistantConfig, *, sim: bool = False, sim_out: Path | 
         raise
     controls = SimControls(mic, pin_factory, speaker, appliance) if sim else None  # type: ignore[arg-type]
     return appliance, controls
-
-
-def close_devices(appliance: Appliance) -> None:
-    """Close what ``Appliance.close`` leaves open: the button, the LED and the speaker."""
-    for thing in (appliance.button, appliance.led, appliance.speaker):
-        try:
-            thing.close()
-        except Exception:  # closing must go on for the rest
-            _LOG.exception("closing %s failed", type(thing).__name__)
 
 
 def press_periodically(controls: SimControls, clip: AudioClip, every_s: float, stop: threading.Event) -> threading.Thread:

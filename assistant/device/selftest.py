@@ -74,19 +74,32 @@ def check_models(cfg: AssistantConfig) -> list[Check]:
     return out
 
 
-def check_gauge(cfg: AssistantConfig) -> Check:
+def check_gauge(cfg: AssistantConfig, *, simulation: bool = False, **probe: Any) -> Check:
+    """The battery gauge answers with a real reading: no gauge, or a simulated one on a device, is a
+    FAIL (the appliance then runs as on external power and never powers off on an empty pack); in a
+    ``simulation`` (``check --sim``) the simulated pack is expected and only a WARN."""
+    from assistant.power.cutoff import power_source
+    from assistant.power.empty_store import empty_point_for
     from assistant.power.gauges import open_gauge
 
     def body() -> tuple[Verdict, str]:
-        gauge = open_gauge(cfg.battery)
+        gauge = open_gauge(cfg.battery, when_missing="raise", **probe)
         try:
             r = gauge.read()
         finally:
             gauge.close()
+        if r.simulated:
+            return ("warn" if simulation else "fail"), (
+                f"{gauge.name}: the battery is SIMULATED (battery.kind: simulated): the appliance takes no tier or "
+                "power-off decision from it outside `run --sim`")
+        empty = empty_point_for(cfg.battery, gauge.empty_point, gauge=gauge.name, state_dir=cfg.paths.state_dir,
+                                config_file=cfg.source)
         soc = "unknown" if r.soc_pct is None else f"{r.soc_pct:.0f} %"
-        text = f"{gauge.name}: {r.voltage_v:.2f} V, charge {soc}, external power {r.external_power}"
-        return ("warn", text + " (SIMULATED: no UPS HAT answered)") if r.source == "simulated" else ("pass", text)
-    return _run("battery gauge", "check the HAT's I2C wiring (i2cdetect -y 1) and battery.kind in the config", body)
+        return "pass", (f"{gauge.name}: {r.voltage_v:.2f} V, charge {soc}, power source {power_source(r)}; "
+                        f"empty at {empty.describe()}")
+    return _run("battery gauge", "connect the UPS HAT and enable I2C (sudo raspi-config nonint do_i2c 0; "
+                "i2cdetect -y 1 should show 0x2d, 0x36, 0x42 or 0x43), start pisugar-server for a PiSugar, or set "
+                "battery.kind for your board; without a gauge the appliance never powers off on an empty pack", body)
 
 
 def check_led(led: StatusLed, seconds_each: float = 0.4) -> Check:
@@ -164,7 +177,6 @@ def format_checks(checks: list[Check]) -> str:
         if c.fix:
             lines.append(f"      {'':<16} fix: {c.fix}")
     return "\n".join(lines)
-
 
 
 def check_sound_cards(cfg: AssistantConfig) -> Check:

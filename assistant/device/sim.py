@@ -128,11 +128,6 @@ class SimMicrophone:
                 return block + self._silence()[len(block) :]
             return self._silence()
 
-    def backlog_s(self) -> float:
-        """Seconds of captured audio waiting to be read."""
-        with self._lock:
-            return max(0.0, time.monotonic() - (self._next_t or time.monotonic())) * self.time_scale
-
     def discard_backlog(self) -> None:
         """Drop what was captured before now (a real microphone's queue emptied at a key press)."""
         with self._lock:

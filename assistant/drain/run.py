@@ -18,6 +18,7 @@ from assistant.drain.runlog import DrainError, RunFiles, last_record, turn_id
 from assistant.drain.state import SCHEMA, BatterySampler, RunClock, RunState
 from assistant.errors import AssistantError, NoSpeech
 from assistant.messages import BatteryReading
+from assistant.power.cutoff import is_empty, power_source
 from assistant.power.gauges import SimulatedPack
 from assistant.power.turnlog import TurnLog
 from assistant.session import Session
@@ -74,9 +75,8 @@ class DrainLoop:
         self.progress = progress
         self.clock = RunClock(offsets.t_s)
         self.pack = session.gauge if isinstance(session.gauge, SimulatedPack) else None
-        cells = int(getattr(session.gauge, "cells_in_series", None) or cfg.battery.cells_in_series or 1)
-        self.cutoff_v = session.tiers.shutdown_voltage_v or cfg.shutdown.cell_voltage_v * cells
-        """Pack voltage at which the run stops (V): the ladder's shutdown voltage, else the shutdown cell voltage."""
+        self.empty = session.empty_point
+        """Where the run stops (unless ``--until`` says otherwise): where the appliance would power off."""
         self.dialogue = TurnLog(files.dialogue)
         """What each turn asked, heard and answered (the turn log keeps counts and timings only)."""
         self.sampler = BatterySampler(TurnLog(files.battery), state, self._sample, period_s=opts.sample_period_s)
@@ -109,6 +109,7 @@ class DrainLoop:
         }
         if reading is not None:
             record.update(soc_pct=_r(reading.soc_pct, 4), voltage_v=_r(reading.voltage_v, 4),
+                          cell_voltage_v=_r(reading.cell_voltage_v, 4), source=power_source(reading),
                           current_a=_r(reading.current_a, 4), power_w=_r(reading.power_w, 4),
                           reading_age_s=_r(self.session.meter.reading_age_s(), 3))
         if self.pack is not None and pack is not None:
@@ -127,10 +128,18 @@ class DrainLoop:
         soc = reading.soc_pct
         if soc is not None and soc <= 0.0:
             return f"the gauge reads the pack empty (SoC {soc:.1f} %)"
-        if soc is not None and soc <= self.until_pct:
-            return f"state of charge {soc:.1f} % reached the cut-off of {self.until_pct:g} %"
-        if reading.voltage_v <= self.cutoff_v:
-            return f"pack voltage {reading.voltage_v:.2f} V reached the cut-off of {self.cutoff_v:.2f} V"
+        if self.opts.until_brownout:
+            return None  # on until the power goes: the resume measures where that was
+        if self.opts.until_pct is not None:
+            if soc is not None and soc <= self.opts.until_pct:
+                return f"state of charge {soc:.1f} % reached --until {self.opts.until_pct:g} %"
+            return None
+        source = power_source(reading)
+        if source == "external":
+            return None
+        empty, evidence = is_empty(reading, self.empty, strict=source == "unknown")
+        if empty:
+            return f"the pack reached its empty point ({evidence}; {self.empty.source})"
         return None
 
     # -- turns ------------------------------------------------------------------------------------
@@ -208,8 +217,10 @@ class DrainLoop:
                 self._speaker.close()
             _LOG.info("drain run %s: %s (%s)", self.run_id, status, reason)
         snap = self.state.snapshot()
+        last = self.session.meter.last_reading()
+        simulated = self.pack is not None or (last is not None and last.simulated)  # never powers off a simulation
         return DrainResult(run_dir=self.files.root, run_id=self.run_id, status=status, reason=reason,
-                           turns=snap["turns"], words=snap["words"], simulated=self.pack is not None)
+                           turns=snap["turns"], words=snap["words"], simulated=simulated)
 
     def _turns(self) -> tuple[Status, str]:
         while True:
@@ -221,7 +232,7 @@ class DrainLoop:
             if why is not None:
                 return "finished", why
             tier = self.session.select_tier()
-            if tier.kind == "shutdown":
+            if tier.kind == "shutdown" and not self.opts.until_brownout:
                 soc = reading.soc_pct if reading is not None else None
                 return "finished", f"the tier policy chose shutdown (SoC {soc if soc is None else round(soc, 1)} %)"
             entry = self.one_turn(seq)

@@ -275,7 +275,6 @@ def ladder_to_tiers(
     top_soc_pct: float = 60.0,
     bottom_soc_pct: float = 15.0,
     fixed_soc_pct: float = 5.0,
-    shutdown_soc_pct: float = 5.0,
     max_tokens: tuple[int, int] = (96, 40),
     reply_words: tuple[int, int] = (40, 15),
     n_ctx: int = 1024,
@@ -284,7 +283,8 @@ def ladder_to_tiers(
     """A tier per entry, richest real bits per weight first, thresholds spread from top to bottom SoC.
 
     ``max_tokens`` and ``reply_words`` go linearly from their first value (richest tier) to their
-    second (leanest LLM tier). Below the LLM tiers: fixed phrases from ``fixed_soc_pct``, then shutdown.
+    second (leanest LLM tier). Below the LLM tiers: fixed phrases from ``fixed_soc_pct``, then shutdown
+    (at the pack's empty point, ``battery.empty_soc_pct``).
     """
     if not entries:
         raise ModelError("the ladder is empty: nothing to make tiers from")
@@ -309,6 +309,6 @@ def ladder_to_tiers(
     tiers.append(Tier(name="fixed", kind="fixed", enter_soc_pct=fixed_soc_pct))
     tiers.append(Tier(name="shutdown", kind="shutdown", enter_soc_pct=0.0))
     try:
-        return TierConfig(tiers=tiers, hysteresis_pct=hysteresis_pct, shutdown_soc_pct=shutdown_soc_pct)
+        return TierConfig(tiers=tiers, hysteresis_pct=hysteresis_pct)
     except ValueError as exc:
         raise ModelError(f"cannot make tiers from this ladder: {exc}") from exc

@@ -38,7 +38,7 @@ def _battery(reading: BatteryReading | None) -> dict[str, Any] | None:
     if reading is None:
         return None
     return {"soc_pct": _num(reading.soc_pct, 2), "voltage_v": _num(reading.voltage_v, 3),
-            "power_w": _num(reading.power_w, 3), "source": reading.source}
+            "power_w": _num(reading.power_w, 3), "source": reading.source, "simulated": reading.simulated}
 
 
 def turn_entry(

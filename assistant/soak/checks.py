@@ -195,13 +195,7 @@ class LogCheck:
     dropped_disk_full: int
     absurd_battery: list[str]
     """Records whose battery figures a plausibility check should have stopped."""
-    torn_by_full_disk: list[int] = field(default_factory=list)
-    """Bad lines that are the start of a record the full disk refused: ``TurnLog.append`` leaves the
-    part of the line that fit on the disk (a known defect, reported; not counted as a problem)."""
     problems: list[str] = field(default_factory=list)
-
-
-_TURN_ID = re.compile(r'"turn_id": "([^"]*)"')
 
 
 def check_log(path: Path, outcomes: list[Outcome], *, cells: int = 2) -> LogCheck:
@@ -225,17 +219,9 @@ def check_log(path: Path, outcomes: list[Outcome], *, cells: int = 2) -> LogChec
         dropped_disk_full=sum(1 for o in outcomes if o.dropped),
         absurd_battery=absurd,
     )
-    dropped = {o.turn_id for o in outcomes if o.dropped}
-    lines = path.read_bytes().split(b"\n") if read.bad_lines else []
-    for number in read.bad_lines:
-        fragment = lines[number - 1].decode("utf-8", "replace")
-        found = _TURN_ID.search(fragment)
-        if dropped and fragment.startswith('{"schema"') and (found is None or found.group(1) in dropped):
-            lc.torn_by_full_disk.append(number)
-    other_bad = [n for n in read.bad_lines if n not in lc.torn_by_full_disk]
     for label, items in (("duplicate turn ids", lc.duplicate_ids), ("logged turns missing from the file",
                          lc.missing_ids), ("records of unknown turns", lc.unexpected_ids),
-                         ("turns that ended without a record", lc.unlogged), ("bad lines", other_bad),
+                         ("turns that ended without a record", lc.unlogged), ("bad lines", read.bad_lines),
                          ("implausible battery figures logged", lc.absurd_battery)):
         if items:
             lc.problems.append(f"{label}: {items[:10]}{' ...' if len(items) > 10 else ''}")

@@ -50,36 +50,3 @@ def open_asr(cfg: AssistantConfig) -> Transcriber:
     from assistant.speech.asr_select import open_transcriber
 
     return open_transcriber(cfg.asr, cfg.paths.models_dir.expanduser())
-
-
-@dataclass
-class Engines:
-    """The three loaded engines; ``transcriber`` is None when only text turns are needed."""
-
-    transcriber: Transcriber | None
-    responder: LlamaResponder
-    synthesizer: PiperSynthesizer
-
-    def close(self) -> None:
-        """Free every engine."""
-        if self.transcriber is not None:
-            self.transcriber.close()
-        self.responder.close()
-        self.synthesizer.close()
-
-
-def load_engines(cfg: AssistantConfig, *, with_asr: bool = True) -> Engines:
-    """Load all engines once (ASR optional), closing what was loaded if a later one fails."""
-    transcriber = open_asr(cfg) if with_asr else None
-    try:
-        responder = open_responder(cfg)
-        try:
-            synthesizer = open_synthesizer(cfg)
-        except BaseException:
-            responder.close()
-            raise
-    except BaseException:
-        if transcriber is not None:
-            transcriber.close()
-        raise
-    return Engines(transcriber, responder, synthesizer)

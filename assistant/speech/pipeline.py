@@ -31,6 +31,8 @@ class _Clock:
     first_audio: float | None = None
     last_audio: float | None = None
     audio_out_s: float = 0.0
+    spoken_words: int = 0
+    """Words of the sentences synthesized whole (a cancel or a failure cuts the rest)."""
 
 
 class Pipeline:
@@ -76,10 +78,15 @@ class Pipeline:
         text: str | None = None,
         cancel: threading.Event | None = None,
         turn_id: str | None = None,
+        record: TurnRecord | None = None,
     ) -> TurnRecord:
-        """Run one turn from audio chunks (mono s16le at the ASR rate) or from text (no ASR)."""
+        """Run one turn from audio chunks (mono s16le at the ASR rate) or from text (no ASR).
+
+        ``record``: filled in as the turn goes (the caller keeps what a failed turn did); a new one
+        (with ``turn_id``) when not given."""
         cancel = cancel or threading.Event()
-        record = TurnRecord(turn_id=turn_id or uuid.uuid4().hex[:12])
+        if record is None:
+            record = TurnRecord(turn_id=turn_id or uuid.uuid4().hex[:12])
         if text is None:
             if audio is None:
                 raise ValueError("run_turn needs audio or text")
@@ -133,7 +140,7 @@ class Pipeline:
         record.prompt_tokens = gen.prompt_tokens
         record.tokens = gen.tokens
         record.tps = gen.tps
-        record.words = word_count(gen.text)
+        record.words = clock.spoken_words
         if gen.first_token_s is not None:
             record.first_token_s = (llm_start - end_of_audio) + gen.first_token_s
         if clock.first_audio is not None:
@@ -168,6 +175,8 @@ class Pipeline:
                     clock.last_audio = now
                     clock.audio_out_s += clip.seconds
                     self.speaker.play(clip)
+                else:
+                    clock.spoken_words += word_count(str(item))
             except BaseException as exc:  # handed to the LLM thread, which re-raises it
                 errors.append(exc)
                 cancel.set()
