@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from assistant.drain.options import DrainOptions
-from assistant.drain.runlog import DrainError, RunFiles, last_record, scan_turns, seq_of, turn_id, write_json_atomic
+from assistant.atomic import write_json_atomic
+from assistant.drain.runlog import DrainError, RunFiles, last_record, scan_turns, seq_of, turn_id
 from assistant.drain.state import RunState, new_state
 from assistant.errors import ConfigError
 from assistant.power.turnlog import TurnLog
@@ -62,7 +63,7 @@ def test_state_is_replaced_atomically_and_counts_turns(tmp_path: Path) -> None:
     assert (data["turns"], data["words"], data["tokens"], data["errors"], data["next_seq"]) == (2, 7, 8, 1, 2)
     assert data["turn_energy_j"] == pytest.approx(3.0)
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
-    assert oct(files.state.stat().st_mode & 0o777) == "0o644"
+    assert oct(files.state.stat().st_mode & 0o777) == "0o600"  # as every atomically written file (README)
     write_json_atomic(files.state, {"x": 1})
     assert json.loads(files.state.read_text()) == {"x": 1}
 

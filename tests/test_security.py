@@ -293,7 +293,6 @@ def test_spoken_or_generated_text_never_names_a_file_or_a_program() -> None:
 
 def test_a_turn_whose_text_looks_like_paths_and_commands_writes_only_the_log(tmp_path: Path) -> None:
     """A real session (real Piper voice) answering hostile text: nothing but the turn log appears."""
-    from collections.abc import Iterator
 
     from assistant.session import Session
     from assistant.speech.llm import Generation

@@ -7,7 +7,6 @@ import dataclasses
 import importlib.resources
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any

@@ -15,9 +15,9 @@ from assistant.drain.corpus import AudioFeed, Corpus, load_corpus
 from assistant.drain.facts import HASH_CACHE, HashCache, effective_config, machine_facts, model_hashes
 from assistant.drain.options import DrainOptions, DrainResult, Progress
 from assistant.drain.run import DrainLoop, Offsets, run_root
-from assistant.drain.runlog import (DrainError, RunFiles, TurnScan, read_json, read_samples, scan_turns,
-                                    write_json_atomic)
+from assistant.drain.runlog import DrainError, RunFiles, TurnScan, read_json, read_samples, scan_turns
 from assistant.drain.state import RunState, new_state, now_iso
+from assistant.atomic import write_json_atomic
 from assistant.errors import AssistantError, ConfigError
 from assistant.power.empty_store import save_measured
 from assistant.power.gauges import Gauge, SimulatedPack, open_gauge

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from assistant.config import AssistantConfig
-from assistant.drain.runlog import read_json, write_json_atomic
+from assistant.atomic import write_json_atomic
+from assistant.drain.runlog import read_json
 from assistant.power.tiers import TierConfig
 
 _LOG = logging.getLogger(__name__)

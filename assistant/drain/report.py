@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict
 from pathlib import Path
@@ -12,7 +11,8 @@ from assistant.drain import plots
 from assistant.drain.analysis import REFERENCE_PACK_WH, RunData, TierRow, load_run
 from assistant.drain.doc import Bullets, Doc, Format, Heading, Image, Para, Table
 from assistant.drain.facts import describe_machine
-from assistant.drain.runlog import DrainError, write_json_atomic
+from assistant.atomic import write_json_atomic
+from assistant.drain.runlog import DrainError
 from assistant.drain.study import STUDY, STUDY_METHOD, STUDY_WHERE
 
 _LOG = logging.getLogger(__name__)

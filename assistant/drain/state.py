@@ -10,7 +10,8 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from assistant.drain.runlog import RunFiles, write_json_atomic
+from assistant.atomic import write_json_atomic
+from assistant.drain.runlog import RunFiles
 from assistant.power.turnlog import TurnLog
 
 _LOG = logging.getLogger(__name__)
