@@ -3,7 +3,7 @@
 It is what an SD-card image being built in a chroot is, and what Raspberry Pi OS Lite is made of:
 debootstrap's minimal base plus systemd (installed, not running) and python3-venv. Built once with
 debootstrap from this machine's own apt mirror and kept as a tar under the repository's ignored
-``var/`` (about 300 MB, 1-2 minutes to build, seconds to unpack); every test session unpacks a
+``var/`` (about 300 MB, 1-2 minutes to build, seconds to unpack); every test run unpacks a
 fresh copy. Only a procfs is mounted inside (and this machine's pip cache, so that wheels are not
 downloaded twice); nothing is loaded into the kernel.
 """
