@@ -30,13 +30,17 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_bytes_atomic(path: Path, data: bytes, *, mode: int = PRIVATE) -> None:
+def write_bytes_atomic(path: Path, data: bytes, *, mode: int = PRIVATE,
+                       owner: tuple[int, int] | None = None) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same directory: written, fsynced,
-    renamed over ``path``, and the directory fsynced. Raises OSError (nothing partial is left behind)."""
+    renamed over ``path``, and the directory fsynced. ``owner`` (uid, gid) is set before the rename.
+    Raises OSError (nothing partial is left behind)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, mode)
+        if owner is not None:
+            os.fchown(fd, *owner)
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
@@ -53,9 +57,9 @@ def write_bytes_atomic(path: Path, data: bytes, *, mode: int = PRIVATE) -> None:
     _fsync_dir(path.parent)
 
 
-def write_text_atomic(path: Path, text: str, *, mode: int = PRIVATE) -> None:
+def write_text_atomic(path: Path, text: str, *, mode: int = PRIVATE, owner: tuple[int, int] | None = None) -> None:
     """``write_bytes_atomic`` of UTF-8 text."""
-    write_bytes_atomic(path, text.encode("utf-8"), mode=mode)
+    write_bytes_atomic(path, text.encode("utf-8"), mode=mode, owner=owner)
 
 
 def write_json_atomic(path: Path, data: Any, *, mode: int = PRIVATE) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import grp
 import logging
 import math
 import os
@@ -15,7 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
-from assistant.errors import ConfigError
+from assistant.errors import ConfigError, ConfigUnreadable
 from assistant.device.device_config import I2C_GPIOS, ButtonConfig, LedConfig, ServiceConfig, ShutdownConfig
 from assistant.power.battery_config import BatteryConfig
 from assistant.power.governor import GovernorConfig
@@ -163,10 +164,27 @@ MOVED_KEYS: dict[str, str] = {
 """Keys a configuration may still carry that moved or went, and what to do instead."""
 
 
+def _unreadable(path: Path) -> ConfigUnreadable:
+    """The error for a config file this user may not read, naming the group that may."""
+    try:
+        gid = path.parent.stat().st_gid
+        readers = None if gid == 0 else grp.getgrgid(gid).gr_name
+    except (OSError, KeyError):
+        readers = None
+    return ConfigUnreadable(path, readers)
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except PermissionError as exc:  # a directory this user may not enter (/etc/assistant is 0750)
+        raise _unreadable(path) from exc
+
+
 def find_config(explicit: Path | None) -> Path | None:
     """The config file to use: ``explicit`` if given (it must exist), else the first of SEARCH_PATHS."""
     if explicit is not None:
-        if not explicit.is_file():
+        if not _is_file(explicit):
             raise ConfigError(f"config file {explicit} does not exist")
         return explicit
     env = os.environ.get("ASSISTANT_CONFIG")
@@ -174,7 +192,7 @@ def find_config(explicit: Path | None) -> Path | None:
         return find_config(Path(env))
     for candidate in SEARCH_PATHS:
         path = candidate.expanduser()
-        if path.is_file():
+        if _is_file(path):
             return path
     return None
 
@@ -187,6 +205,8 @@ def load_config(path: Path | None = None, *, search: bool = True) -> AssistantCo
         return AssistantConfig()
     try:
         text = found.read_text(encoding="utf-8")
+    except PermissionError as exc:
+        raise _unreadable(found) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {found}: {exc}") from exc
     try:

@@ -75,6 +75,39 @@ def test_empty_file_means_defaults(tmp_path: Path) -> None:
     assert load_config(write(tmp_path, "")).llm == AssistantConfig().llm
 
 
+def test_a_config_this_user_may_not_read_says_how_to_run_the_command(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A login user and the service's /etc/assistant (0750 root:assistant): stat() of the file is
+    refused. Here the refusal is injected (the tests run as root, whom no mode stops; the installer
+    test shows it for real) and the folder's group stands for the service's."""
+    import grp
+    import os
+
+    from assistant.cli import main
+    from assistant.errors import ConfigUnreadable
+
+    folder = tmp_path / "etc-assistant"
+    folder.mkdir(mode=0o750)
+    group = grp.getgrnam("nogroup")
+    os.chown(folder, 0, group.gr_gid)
+    path = write(folder, "llm:\n  max_tokens: 3\n")
+    real_is_file = Path.is_file
+
+    def is_file(self: Path) -> bool:
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_is_file(self)
+    monkeypatch.setattr(Path, "is_file", is_file)
+    monkeypatch.setenv("ASSISTANT_CONFIG", str(path))
+    with pytest.raises(ConfigUnreadable) as err:
+        load_config(None)
+    assert isinstance(err.value, ConfigError) and err.value.exit_code == 2
+    assert main(["stats", "--json"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"assistant: error: cannot read config file {path}: permission denied (only root and group nogroup may); "
+        "run it as the service user: sudo -u nogroup assistant stats --json (or: sudo assistant stats --json)"]
+
+
 @pytest.mark.parametrize("section,values", [
     ("button", {"pin": 2}), ("button", {"pin": 3}), ("led", {"pin": 0}), ("led", {"kind": "rgb", "rgb_pins": [1, 23, 24]}),
 ])

@@ -386,7 +386,7 @@ def test_the_service_runs_as_its_own_unprivileged_user_with_hardening() -> None:
     assert {k: v.get(k) for k in required} == {k: [x] for k, x in required.items()}
     assert set(v["IPAddressAllow"]) <= {"localhost", "127.0.0.1", "::1"}
     assert set(" ".join(v["RestrictAddressFamilies"]).split()) <= {"AF_UNIX", "AF_INET"}  # no raw, netlink, v6
-    assert set(v["DeviceAllow"]) == {"char-i2c rw", "char-gpiochip rw", "char-alsa rw", "/dev/vcio rw"}
+    assert set(v["DeviceAllow"]) == {"char-i2c rw", "char-gpiochip rw", "char-alsa rw"}
     start = v["ExecStart"][0]
     assert not start.startswith(("+", "!", "@")) and " sh -c" not in start and "sudo" not in start
     assert "ReadWritePaths" not in v  # writes go to StateDirectory=/RuntimeDirectory= only

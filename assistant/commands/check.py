@@ -19,7 +19,8 @@ def run(args: argparse.Namespace, cfg: AssistantConfig) -> int:
     from assistant.device.button import PushToTalkButton
     from assistant.device.led import StatusLed
     from assistant.device.selftest import (
-        Check, check_button, check_gauge, check_led, check_mic, check_models, check_speaker, format_checks,
+        Check, check_button, check_gauge, check_gpio_chip, check_led, check_mic, check_models, check_sound_cards,
+        check_speaker, format_checks,
     )
     from assistant.device.sim import SimMicrophone, mock_pin_factory
     from assistant.errors import AssistantError
@@ -31,6 +32,8 @@ def run(args: argparse.Namespace, cfg: AssistantConfig) -> int:
     factory = mock_pin_factory() if args.sim else None
     checks: list[Check] = [check_gauge(cfg, simulation=args.sim)]
     checks += check_models(cfg)
+    if not args.sim:  # the real hardware: which sound cards and which GPIO chip
+        checks += [check_sound_cards(cfg), check_gpio_chip()]
     for name, opener, test in (
         ("status LED", lambda: StatusLed(cfg.led, pin_factory=factory), check_led),
         ("speaker", lambda: NullSpeaker() if args.sim else SoundDeviceSpeaker(device=cfg.speaker.device), check_speaker),

@@ -5,14 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from assistant.config import AssistantConfig, build
+from assistant.config_edit import read_config_text, write_section
 from assistant.errors import ConfigError
 from assistant.models import embedded
 from assistant.models.ladder import DEFAULT_TYPES, LadderEntry, build_ladder, ladder_to_tiers
@@ -20,7 +17,6 @@ from assistant.power.tiers import TierConfig
 
 _LOG = logging.getLogger(__name__)
 
-_TOP_KEY = re.compile(r"^tiers\s*:")
 MARKER = "# tier ladder written by `assistant models`\n"
 
 
@@ -64,66 +60,10 @@ def tiers_to_mapping(cfg: TierConfig) -> dict[str, Any]:
     return out
 
 
-def replace_section(text: str, key_re: re.Pattern[str], block: str) -> str:
-    """``text`` with the top-level block matched by ``key_re`` replaced by ``block`` (appended if absent).
-
-    Works on lines, so comments and layout elsewhere in the file survive.
-    """
-    lines = text.splitlines(keepends=True)
-    key = next((i for i, line in enumerate(lines) if key_re.match(line)), None)
-    if key is None:
-        sep = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
-        return text + sep + block
-    start = key - 1 if key > 0 and lines[key - 1] == MARKER else key  # our label goes with its block
-    end = key + 1
-    while end < len(lines) and (not lines[end].strip() or lines[end][0] in " \t"):
-        end += 1
-    tail = lines[end:]
-    return "".join(lines[:start]) + block + ("\n" if tail else "") + "".join(tail)
-
-
-def read_config_text(path: Path) -> tuple[str, dict[str, Any]]:
-    """The config file's text and its parsed mapping ("" and {} when it does not exist yet)."""
-    try:
-        old = path.read_text(encoding="utf-8") if path.exists() else ""
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-    try:
-        data = yaml.safe_load(old) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML, not touching it: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections, not touching it")
-    return old, data
-
-
 def write_tiers_config(path: Path, tiers: TierConfig) -> None:
     """Write the ``tiers:`` section into ``path`` atomically, keeping every other section and comment."""
-    old, before = read_config_text(path)
-    section = tiers_to_mapping(tiers)
-    block = MARKER + yaml.safe_dump(
-        {"tiers": section}, sort_keys=False, default_flow_style=False)
-    new = replace_section(old, _TOP_KEY, block)
-    after = yaml.safe_load(new)
-    rest_before = {k: v for k, v in before.items() if k != "tiers"}
-    rest_after = {k: v for k, v in after.items() if k != "tiers"}
-    if after.get("tiers") != section or rest_after != rest_before:
-        raise ConfigError(f"{path}: could not replace the tiers section without touching the others; "
-                          "edit it by hand")
-    build(TierConfig, section, str(path), "tiers.")  # what will be loaded must validate
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with tmp.open("w", encoding="utf-8") as fh:
-            fh.write(new)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise ConfigError(f"cannot write config file {path}: {exc}") from exc
-    _LOG.info("tiers section written to %s", path)
+    write_section(path, "tiers", tiers_to_mapping(tiers), marker=MARKER,
+                  validate=lambda section: build(TierConfig, section, str(path), "tiers."))
 
 
 def _table(entries: list[LadderEntry]) -> str:

@@ -136,7 +136,7 @@ def run_install(args: argparse.Namespace, cfg: AssistantConfig) -> int:
     models_dir = _models_dir(cfg, args)
     cat = _catalogue(args)
     if args.write_config is not None:
-        from assistant.commands.ladder import read_config_text
+        from assistant.config_edit import read_config_text
 
         read_config_text(args.write_config.expanduser())  # a broken config fails before the download
     bar = ProgressBar("checking" if args.from_file else "downloading")

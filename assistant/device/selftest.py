@@ -178,3 +178,25 @@ def format_checks(checks: list[Check]) -> str:
             lines.append(f"      {'':<16} fix: {c.fix}")
     return "\n".join(lines)
 
+
+def check_sound_cards(cfg: AssistantConfig) -> Check:
+    """The cards for mic.device and speaker.device; `default` with a card to name is a warning."""
+    from assistant.device.sound_cards import FIX_COMMAND, assign, list_cards
+
+    def body() -> tuple[Verdict, str]:
+        cards = list_cards()
+        to_write = assign(cards, mic=cfg.mic.device, speaker=cfg.speaker.device)  # raises: what to plug in
+        found = "; ".join(c.describe() for c in cards)
+        if to_write:
+            named = ", ".join(f"{role}.device {name!r}" for role, name in to_write.items())
+            return "warn", f"still `default`, would be {named} ({found})"
+        return "pass", found
+    return _run("sound cards", f"{FIX_COMMAND} (writes the cards found into the config)", body)
+
+
+def check_gpio_chip() -> Check:
+    """The 40-pin header's GPIO chip, and the one gpiozero opens."""
+    from assistant.device.gpiochip import verify
+
+    report = verify()
+    return Check("GPIO chip", "fail" if report.problems else "pass", report.summary(), report.fix)
