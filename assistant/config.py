@@ -276,7 +276,7 @@ def convert(hint: Any, value: Any, dotted: str, filename: str) -> Any:
         if not isinstance(value, dict):
             raise _bad(dotted, value, filename, "a mapping")
         return {str(k): convert(args[1], v, f"{dotted}.{k}", filename) for k, v in value.items()}
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         if value is None:
             value = {}
         if not isinstance(value, dict):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 from typing import Any
 
 from assistant.config import AssistantConfig, MicConfig, SpeakerConfig, build
@@ -32,8 +33,10 @@ def run(args: argparse.Namespace, cfg: AssistantConfig) -> int:
                           "/etc/assistant/config.yaml)")
     cards = sound_cards.list_cards()
     print("sound cards (/proc/asound):")
-    for card in cards or ["none"]:
-        print(f"  {card if isinstance(card, str) else card.describe()}")
+    for card in cards:
+        print(f"  {card.describe()}")
+    if not cards:
+        print("  none")
     configured = {"mic": cfg.mic.device, "speaker": cfg.speaker.device}
     audio_error: AudioDeviceError | None = None
     try:
@@ -44,8 +47,8 @@ def run(args: argparse.Namespace, cfg: AssistantConfig) -> int:
         if role in chosen:
             print(f"{role}.device: {chosen[role]!r} (chosen; was `default`)")
         elif audio_error is None:
-            card = sound_cards.card_for(cards, configured[role], capture=capture)
-            where = card.describe() if card else "no card by that name: an ALSA device name, or unplugged"
+            named = sound_cards.card_for(cards, configured[role], capture=capture)
+            where = named.describe() if named else "no card by that name: an ALSA device name, or unplugged"
             print(f"{role}.device: {configured[role]!r} (configured; {where})")
     if args.write and chosen:
         assert cfg.source is not None
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace, cfg: AssistantConfig) -> int:
                 continue
             section: dict[str, Any] = dict(data.get(role) or {}, device=chosen[role])
             changed = write_section(cfg.source, role, section, marker=MARKER,
-                                    validate=lambda s, c=cls, r=role: build(c, s, str(cfg.source), f"{r}."))
+                                    validate=functools.partial(_validate, cls, str(cfg.source), f"{role}."))
             print(f"{role}.device {'written to' if changed else 'already set in'} {cfg.source}")
 
     report = gpiochip.verify()
@@ -70,3 +73,8 @@ def run(args: argparse.Namespace, cfg: AssistantConfig) -> int:
         raise DeviceError(report.summary() + (f"; fix: {report.fix}" if report.fix else ""))
     print(f"GPIO: {report.summary()}")
     return 0
+
+
+def _validate(cls: type[Any], filename: str, prefix: str, section: dict[str, Any]) -> object:
+    """The section built as the loader would build it (a bad value raises ConfigError naming the key)."""
+    return build(cls, section, filename, prefix)

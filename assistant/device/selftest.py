@@ -59,9 +59,12 @@ def check_models(cfg: AssistantConfig) -> list[Check]:
         if listing.path is None:
             continue
         name = listing.name
-        out.append(_run(f"model {name}", f"reinstall it: assistant models install {name}", lambda n=name: (
-            ("pass", f"{r.checked_files} files verified") if (r := verify(n, models_dir=models_dir)).ok
-            else ("fail", "; ".join(r.problems)))))
+
+        def verified(n: str = name) -> tuple[Verdict, str]:
+            r = verify(n, models_dir=models_dir)
+            return ("pass", f"{r.checked_files} files verified") if r.ok else ("fail", "; ".join(r.problems))
+
+        out.append(_run(f"model {name}", f"reinstall it: assistant models install {name}", verified))
 
     def tiers() -> tuple[Verdict, str]:
         ladder = ladder_for(cfg)
