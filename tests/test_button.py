@@ -32,6 +32,29 @@ def button(factory: MockFactory) -> Iterator[PushToTalkButton]:
     b.close()
 
 
+class Clock:
+    """The button's clock, moved by the test: held times are exact, and no test sleeps through them."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def timed(factory: MockFactory, clock: Clock) -> Iterator[PushToTalkButton]:
+    """A button stamping its events with ``clock``."""
+    b = PushToTalkButton(FAST, pin_factory=factory, clock=clock)
+    yield b
+    b.close()
+
+
 def expect(button: PushToTalkButton, kind: str, timeout: float = 1.0) -> ButtonEvent:
     event = button.wait_event(timeout)
     assert event is not None, f"no {kind} event within {timeout} s"
@@ -39,42 +62,43 @@ def expect(button: PushToTalkButton, kind: str, timeout: float = 1.0) -> ButtonE
     return event
 
 
-def test_press_then_release_after_min_press(button: PushToTalkButton) -> None:
+def test_press_then_release_after_min_press(timed: PushToTalkButton, clock: Clock) -> None:
+    button = timed
     assert not button.is_pressed
     button.pin.drive_low()
     press = expect(button, "press")
-    assert press.held_s == 0.0
+    assert press.held_s == 0.0 and press.t == 1000.0
     assert button.is_pressed
-    time.sleep(0.15)
+    clock.now += 0.15
     button.pin.drive_high()
     release = expect(button, "release")
-    assert 0.14 <= release.held_s < 0.5
-    assert release.t - press.t == pytest.approx(release.held_s)
+    assert release.held_s == pytest.approx(0.15) and release.t == pytest.approx(1000.15)
     assert not button.is_pressed
-    assert button.wait_event(0.05) is None
+    assert button.settled(1.0) and button.wait_event(0.0) is None
 
 
-def test_short_press_is_a_tap(button: PushToTalkButton) -> None:
-    button.pin.drive_low()
-    expect(button, "press")
-    time.sleep(0.04)
-    button.pin.drive_high()
-    tap = expect(button, "tap")
-    assert 0.03 <= tap.held_s < FAST.min_press_s
+def test_short_press_is_a_tap(timed: PushToTalkButton, clock: Clock) -> None:
+    timed.pin.drive_low()
+    expect(timed, "press")
+    clock.now += FAST.min_press_s - 0.001
+    timed.pin.drive_high()
+    tap = expect(timed, "tap")
+    assert tap.held_s == pytest.approx(FAST.min_press_s - 0.001)
 
 
-def test_bounce_on_press_gives_one_press(button: PushToTalkButton) -> None:
+def test_bounce_on_press_gives_one_press(timed: PushToTalkButton, clock: Clock) -> None:
+    button = timed
     for _ in range(5):  # a bouncing contact, all within microseconds
         button.pin.drive_low()
         button.pin.drive_high()
     button.pin.drive_low()
     expect(button, "press")
-    time.sleep(0.1)  # the bounce window closes with the line low: nothing more
-    assert button.wait_event(0.05) is None
+    assert button.settled(1.0)  # the bounce window closes with the line low: nothing more
+    assert button.wait_event(0.0) is None
     assert button.is_pressed
-    time.sleep(0.05)
+    clock.now += FAST.min_press_s
     button.pin.drive_high()
-    assert expect(button, "release").held_s >= FAST.min_press_s
+    assert expect(button, "release").held_s == pytest.approx(FAST.min_press_s)
 
 
 def test_a_burst_that_ends_where_it_began_is_nothing(button: PushToTalkButton) -> None:
@@ -131,9 +155,9 @@ def test_hold_reports_shutdown_and_swallows_the_release(factory: MockFactory) ->
         assert not b.is_pressed
         b.pin.drive_low()  # the next press starts afresh
         expect(b, "press")
-        time.sleep(0.12)
+        assert b.wait_event(0.12) is None  # held past min_press_s, short of the shutdown hold
         b.pin.drive_high()
-        assert expect(b, "release").held_s < 0.3
+        assert 0.1 <= expect(b, "release").held_s < 0.3
 
 
 def test_hold_without_shutdown_configured_is_a_long_release(button: PushToTalkButton) -> None:
@@ -171,9 +195,9 @@ def test_wait_blocks_until_an_event_from_another_thread(button: PushToTalkButton
 
 def test_clear_drops_pending_events(button: PushToTalkButton) -> None:
     button.pin.drive_low()
-    time.sleep(0.03)
+    assert button.settled(1.0)
     button.pin.drive_high()
-    time.sleep(0.03)
+    assert button.settled(1.0)
     assert button.clear() == 2
     assert button.wait_event(0.05) is None
 

@@ -50,11 +50,13 @@ class SimControls:
         self.appliance.button.pin.drive_high()
 
     def ask(self, clip: AudioClip, *, hold_extra_s: float = 0.3) -> None:
-        """Press, speak ``clip`` into the microphone, release when it has been said."""
+        """Press, speak ``clip`` into the microphone, release ``hold_extra_s`` after it has been heard (read
+        out of the microphone; however slow the machine, the whole question is heard)."""
         self.press()
         time.sleep(0.08)
         seconds = self.mic.say(clip)
-        time.sleep(seconds + hold_extra_s)
+        self.mic.wait_said(seconds + 30.0)
+        time.sleep(hold_extra_s)
         self.release()
 
 

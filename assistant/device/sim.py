@@ -90,6 +90,16 @@ class SimMicrophone:
         self._speech.put(mono.pcm)
         return mono.seconds
 
+    def wait_said(self, timeout: float) -> bool:
+        """Wait until everything queued by ``say`` has been read out of the microphone; False on timeout
+        (nobody is reading it)."""
+        deadline = time.monotonic() + timeout
+        while not self._speech.empty() or self._pending:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
     def _silence(self) -> bytes:
         if self._noise is None:
             return b"\0" * self.block_bytes
