@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -26,7 +25,7 @@ from assistant.speech.llm import Responder, check_gguf
 from assistant.speech.pipeline import Pipeline
 from assistant.speech.speaker import Speaker
 from assistant.speech.tts import PiperSynthesizer
-from assistant.turnlog import TurnLog, read_turns
+from assistant.turnlog import TurnLog, last_turn_number, numbered_turn_id, read_turns
 
 _LOG = logging.getLogger(__name__)
 
@@ -86,6 +85,8 @@ class Session:
         if start_meter:
             self.meter.start()
         self.turn_log = TurnLog(turn_log or ensure_dir(cfg.paths.state_dir) / TURN_LOG)
+        self._turn_number = last_turn_number(self.turn_log.path)
+        self._number_lock = threading.Lock()
         self.started_unix = time.time()
         """When the session began: the governor's ``target_hours`` count from here."""
         self.costs = Costs(rate_window_s=cfg.governor.rate_window_min * 60.0)
@@ -251,6 +252,12 @@ class Session:
 
     # -- turns --------------------------------------------------------------------------------
 
+    def new_turn_id(self) -> str:
+        """The id of the next turn: one above the last number in the turn log (``turnlog.numbered_turn_id``)."""
+        with self._number_lock:
+            self._turn_number += 1
+            return numbered_turn_id(self._turn_number)
+
     def run_turn(
         self,
         speaker: Speaker,
@@ -266,7 +273,7 @@ class Session:
         With ``play_out`` the turn lasts until the speaker has played the answer (or ``cancel`` is
         set during playback, which marks the turn cancelled): the record then covers what was heard.
         """
-        record = TurnRecord(turn_id=turn_id or uuid.uuid4().hex[:12])
+        record = TurnRecord(turn_id=turn_id or self.new_turn_id())
         started = time.time()
         before = self.reading()
         start = self.meter.mark()

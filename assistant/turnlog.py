@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -140,6 +141,24 @@ def last_turn(path: Path) -> TurnLogEntry | None:
         return TurnLogEntry.from_json(data) if data is not None else None
     except ValueError:
         return None
+
+
+TURN_ID = re.compile(r"t(\d+)")
+"""The appliance's turn ids: ``t`` and a number one above the last one in the log."""
+
+
+def numbered_turn_id(number: int) -> str:
+    """The id of turn ``number``."""
+    return f"t{number:06d}"
+
+
+def last_turn_number(path: Path) -> int:
+    """The highest turn number in a turn log (0 for none): the next turn takes the one above, so ids stay
+    unique across restarts by construction, whatever the clock says (a Pi has no RTC). Torn and corrupt
+    lines and other ids (a drain run's) are skipped."""
+    numbers = (int(m.group(1)) for r in read_jsonl(path).records
+               if isinstance(r.get("turn_id"), str) and (m := TURN_ID.fullmatch(r["turn_id"])))
+    return max(numbers, default=0)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ from assistant.messages import BatteryPoint, BatteryReading, TurnLogEntry, TurnR
 from assistant.power.energy import EnergySpan
 from assistant.power.tiers import Tier
 from assistant.stats import percentile
-from assistant.turnlog import SCHEMA, TurnLog, last_turn, read_turns, summarize, turn_entry
+from assistant.turnlog import (SCHEMA, TurnLog, last_turn, last_turn_number, numbered_turn_id, read_turns, summarize,
+                               turn_entry)
 
 TIER = Tier(name="q4_k_m", model=Path("/m/SmolLM2.Q4_K_M.gguf"), quant="Q4_K_M", enter_soc_pct=40,
             max_tokens=80, reply_words=32)
@@ -264,3 +265,14 @@ def test_summarize_hand_checked() -> None:
     assert f.turns == 1 and f.tpj == 0.0 and f.words_per_token is None and f.errors == 1
     assert f.wbl == pytest.approx(12 / 2.0 * PACK_J)
     assert summarize(rs, usable_energy_j=1000.0)["q4_k_m"].wbl == pytest.approx(45 / 30 * 1000.0)
+
+
+def test_turn_numbers_continue_from_the_highest_in_the_log(tmp_path: Path) -> None:
+    path = tmp_path / "turns.jsonl"
+    assert last_turn_number(path) == 0 and numbered_turn_id(1) == "t000001"
+    log = TurnLog(path)
+    for tid in ("t000007", "t000041", "run#000099", "t000003", "t1796538208-19-9cb4", "x12"):
+        log.append(entry(tid).to_json())
+    with path.open("ab") as fh:
+        fh.write(b'{"schema": 1, "turn_id": "t000099"')  # torn: never counted as written
+    assert last_turn_number(path) == 41

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -156,8 +155,6 @@ class Appliance:
         """The record of the last turn that finished (transcript, reply, timings)."""
         self.last_cancel_s: float | None = None
         """How long the last barge-in took from the press to everything stopped (s)."""
-        self._run_tag = secrets.token_hex(2)
-        """Part of every turn id: ids stay unique across restarts even if the clock went back (no RTC)."""
         self._audio_failed = False
         self._closed = False
 
@@ -258,7 +255,7 @@ class Appliance:
 
     def _listen(self, *, pressed_at: float) -> None:
         self.turns += 1
-        turn = _Turn(turn_id=f"t{int(time.time())}-{self.turns}-{self._run_tag}", started=self.clock())
+        turn = _Turn(turn_id=self.session.new_turn_id(), started=self.clock())
         if self._audio_failed:
             self._recover_audio()
         try:
