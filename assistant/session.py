@@ -18,7 +18,9 @@ from assistant.power.energy import EnergyMeter
 from assistant.power.fixed_replies import FixedResponder
 from assistant.power.gauges import Gauge, open_gauge
 from assistant.power.governor import Costs, Outlook, Plan, TierCost, plan, remaining_energy_j
-from assistant.power.tiers import Tier, TierConfig, choose_tier, default_ladder, length_instruction, unavailable_tiers
+from assistant.models.quant_types import quant_of
+from assistant.models.tier_ladder import default_ladder, unavailable_tiers
+from assistant.power.tiers import Tier, TierConfig, choose_tier, length_instruction
 from assistant.speech.asr import Transcriber
 from assistant.speech.engines import open_asr, open_responder, open_synthesizer
 from assistant.speech.llm import Responder, check_gguf
@@ -330,7 +332,7 @@ def ladder_for(cfg: AssistantConfig) -> TierConfig:
     if cfg.llm.model is None:
         return default_ladder(cfg.paths.models_dir.expanduser())
     check_gguf(cfg.llm.model)
-    single = Tier(name="configured", model=cfg.llm.model, quant=_quant_of(cfg.llm.model), enter_soc_pct=10.0,
+    single = Tier(name="configured", model=cfg.llm.model, quant=quant_of(cfg.llm.model), enter_soc_pct=10.0,
                   n_ctx=cfg.llm.n_ctx, max_tokens=cfg.llm.max_tokens, threads=cfg.llm.threads)
     return TierConfig(tiers=[single, Tier(name="fixed", kind="fixed", enter_soc_pct=5.0),
                              Tier(name="shutdown", kind="shutdown", enter_soc_pct=0.0)])
@@ -345,13 +347,3 @@ def _file_key(tier: Tier | None) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_mtime_ns, st.st_size
-
-
-def _quant_of(path: Path) -> str:
-    stem = path.name.upper()
-    for q in ("Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_0", "Q5_1", "Q4_K_M", "Q4_K_S", "Q4_0", "Q4_1",
-              "Q3_K_M", "Q3_K_S", "Q2_K", "TQ1_0", "TQ2_0", "F16", "BF16"):
-        if q in stem:
-            return q
-    return "unknown"
-

@@ -51,11 +51,14 @@ def tmp_config(tmp_path: Path) -> AssistantConfig:
 
 @pytest.fixture(scope="session")
 def ladder_files(smollm2: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Q8_0 and Q2_K re-quantizations of the embedded model, built once for the session."""
-    from assistant.models.ladder import build_ladder
+    """Q8_0 and Q2_K re-quantizations of the embedded model, built once for the session: stand-ins for a
+    slower and a faster tier. The Q8_0 file is the Q4_1 re-quantized up, which the appliance's ladders never
+    do (it adds size, not quality); these tests only need its size and speed, so it is made directly."""
+    from assistant.models.ladder import ladder_file, quantize
 
     out = tmp_path_factory.mktemp("ladder")
-    entries = build_ladder(smollm2, out, ["Q8_0", "Q2_K"])
-    files = {e.requested: e.path for e in entries}
-    files["Q4_1"] = smollm2
+    files = {"Q4_1": smollm2}
+    for qtype in ("Q8_0", "Q2_K"):
+        files[qtype] = ladder_file(out, smollm2, qtype)
+        quantize(smollm2, files[qtype], qtype)
     return files

@@ -15,14 +15,8 @@ from assistant.config import build
 from assistant.errors import ConfigError
 from assistant.messages import BatteryReading
 from assistant.power.cutoff import EmptyPoint
-from assistant.power.tiers import (
-    Tier,
-    TierConfig,
-    choose_tier,
-    default_ladder,
-    length_instruction,
-    unavailable_tiers,
-)
+from assistant.models.tier_ladder import SPREAD, default_ladder, unavailable_tiers
+from assistant.power.tiers import Tier, TierConfig, choose_tier, length_instruction
 
 LADDER_YAML = """
 tiers:
@@ -263,18 +257,25 @@ def test_unavailable_tiers_checks_files(tmp_path: Path, smollm2: Path) -> None:
 
 def test_default_ladder_before_the_ladder_is_built(tmp_path: Path, smollm2: Path,
                                                    caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="assistant.power.tiers"):
+    """Only types leaner than the embedded Q4_1 are rungs (never a re-quantization up), spread as every
+    ladder is; until they are built the embedded file serves from the bottom rung's threshold up."""
+    with caplog.at_level(logging.WARNING, logger="assistant.models.tier_ladder"):
         cfg = default_ladder(tmp_path)
     assert "build-ladder" in caplog.text
     names = [t.name for t in cfg.tiers]
-    assert names == ["q8_0", "q4_k_m", "q4_1", "q2_k", "fixed", "shutdown"]
-    assert [t.enter_soc_pct for t in cfg.tiers] == [60, 40, 25, 15, 5, 0]
-    words = [t.reply_words or 0 for t in cfg.ladder if t.kind == "llm"]
-    assert words == sorted(words, reverse=True) and len(set(words)) == 4
+    assert names == ["q4_1", "q4_k_m", "q2_k", "fixed", "shutdown"]
+    assert [t.enter_soc_pct for t in cfg.tiers] == [60, 37.5, 15, 5, 0]
+    assert [(t.max_tokens, t.reply_words) for t in cfg.ladder if t.kind == "llm"] == [
+        SPREAD.rung(i, 3)[1:] for i in range(3)] == [(96, 40), (68, 28), (40, 15)]
     assert cfg.tier("q4_1").model == smollm2  # type: ignore[union-attr]
-    assert cfg.tier("q8_0").model == tmp_path / "ladder" / "SmolLM2-135M-Instruct.Q8_0.gguf"  # type: ignore[union-attr]
+    assert cfg.tier("q2_k").model == tmp_path / "ladder" / "SmolLM2-135M-Instruct.Q2_K.gguf"  # type: ignore[union-attr]
     missing = unavailable_tiers(cfg)
-    assert missing == {"q8_0", "q4_k_m", "q2_k"}
-    assert choose(reading(90), cfg, None, unavailable=missing).name == "q4_1"  # embedded serves the top
+    assert missing == {"q4_k_m", "q2_k"}
+    assert choose(reading(90), cfg, None, unavailable=missing).name == "q4_1"
     assert choose(reading(20), cfg, None, unavailable=missing).name == "fixed"
     assert choose(reading(3), cfg, None, unavailable=missing).kind == "shutdown"
+
+
+def test_one_rung_serves_down_to_the_bottom_threshold() -> None:
+    assert SPREAD.rung(0, 1) == (15.0, 96, 40)  # a single model answers in full, and is not given up at 60 %
+    assert SPREAD.rung(0, 2) == (60.0, 96, 40) and SPREAD.rung(1, 2) == (15.0, 40, 15)

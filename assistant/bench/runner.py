@@ -24,7 +24,8 @@ from assistant.errors import AssistantError
 from assistant.models.gguf_info import read_gguf_info
 from assistant.stats import ratio
 from assistant.models.ladder import expected_tensor_type
-from assistant.power.tiers import Tier, TierConfig, unavailable_tiers
+from assistant.models.tier_ladder import unavailable_tiers
+from assistant.power.tiers import Tier, TierConfig
 from assistant.session import ladder_for
 from assistant.speech.engines import open_asr, open_synthesizer
 from assistant.speech.llm import LlamaResponder

@@ -12,7 +12,8 @@ from assistant.config import AssistantConfig, build
 from assistant.config_edit import read_config_text, write_section
 from assistant.errors import ConfigError
 from assistant.models import embedded
-from assistant.models.ladder import DEFAULT_TYPES, LadderEntry, build_ladder, ladder_to_tiers
+from assistant.models.ladder import DEFAULT_TYPES, LadderEntry, build_ladder, leaner_types
+from assistant.models.tier_ladder import ladder_to_tiers, offered
 from assistant.power.tiers import TierConfig
 
 _LOG = logging.getLogger(__name__)
@@ -91,16 +92,21 @@ def run_build_ladder(args: argparse.Namespace, cfg: AssistantConfig) -> int:
         read_config_text(args.write_config)  # fail before the slow part, not after it
     entries = build_ladder(source, out_dir, types, threads=args.threads,
                            allow_ternary=args.allow_ternary, force=args.force)
-    tiers = ladder_to_tiers(entries)
+    _, skipped = leaner_types([t.strip().upper() for t in types], entries[0].label, entries[0].info.bits_per_weight)
+    rungs, why = offered(entries)
+    notes = skipped + why
+    tiers = ladder_to_tiers(rungs)
     if args.write_config is not None:
         write_tiers_config(args.write_config, tiers)
     if args.json:
         print(json.dumps({"source": str(source), "out": str(out_dir),
-                          "entries": [e.to_dict() for e in entries], "tiers": tiers_to_mapping(tiers),
+                          "entries": [e.to_dict() for e in entries], "notes": notes, "tiers": tiers_to_mapping(tiers),
                           "config_written": str(args.write_config) if args.write_config else None}, indent=2))
         return 0
     print(f"ladder from {source}\n       into {out_dir}\n")
     print(_table(entries))
+    for note in notes:
+        print(f"  - {note}")
     print("\ntiers (richest real bits per weight first):")
     for t in tiers.tiers:
         model = t.model.name if t.model is not None else "-"

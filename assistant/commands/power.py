@@ -15,7 +15,8 @@ from assistant.power.empty_store import empty_point_for
 from assistant.power.gauges import open_gauge
 from assistant.power.governor import Costs, Plan, plan, remaining_energy_j
 from assistant.messages import BatteryReading
-from assistant.power.tiers import TierConfig, choose_tier, default_ladder, unavailable_tiers
+from assistant.models.tier_ladder import default_ladder, unavailable_tiers
+from assistant.power.tiers import TierConfig, choose_tier
 from assistant.session import TURN_LOG
 from assistant.turnlog import read_turns, summarize
 

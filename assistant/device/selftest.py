@@ -51,7 +51,7 @@ def check_models(cfg: AssistantConfig) -> list[Check]:
     """Every catalogued model that is embedded or installed is re-hashed; every tier's model is present."""
     from assistant.models.install import list_models, verify
     from assistant.session import ladder_for
-    from assistant.power.tiers import unavailable_tiers
+    from assistant.models.tier_ladder import unavailable_tiers
 
     models_dir = cfg.paths.models_dir.expanduser()
     out: list[Check] = []

@@ -11,6 +11,7 @@ from typing import Any
 from assistant.drain.runlog import RunFiles, read_json, read_samples, scan_turns
 from assistant.jsonl import read_jsonl
 from assistant.messages import TurnLogEntry
+from assistant.models.quant_types import model_name
 from assistant.stats import percentile
 from assistant.turnlog import TierStats, summarize
 
@@ -118,9 +119,7 @@ def model_label(path_or_name: str | None) -> str:
     """``SmolLM2-135M-Instruct`` from ``.../SmolLM2-135M-Instruct.Q8_0.gguf``."""
     if not path_or_name:
         return "-"
-    name = Path(str(path_or_name)).name
-    name = re.sub(r"\.gguf$", "", name, flags=re.IGNORECASE)
-    return re.sub(r"[.-](?:F16|BF16|F32|I?Q\d\w*)$", "", name, flags=re.IGNORECASE)
+    return model_name(path_or_name)
 
 
 def _norm(text: str) -> list[str]:

@@ -15,6 +15,7 @@ from typing import Any
 from assistant.config import AssistantConfig
 from assistant.atomic import write_json_atomic
 from assistant.drain.runlog import read_json
+from assistant.errors import ModelError
 from assistant.power.tiers import TierConfig
 
 _LOG = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ class HashCache:
 
     def sha256(self, file: Path) -> str | None:
         """The file's SHA-256, or None when it cannot be read (logged)."""
-        from assistant.models.ladder import sha256_file
+        from assistant.models.digest import file_sha256
 
         try:
             st = file.stat()
@@ -67,8 +68,8 @@ class HashCache:
         if isinstance(hit, dict) and hit.get("size") == st.st_size and hit.get("mtime_ns") == st.st_mtime_ns:
             return str(hit["sha256"])
         try:
-            digest = sha256_file(file)
-        except OSError as exc:
+            digest = file_sha256(file)
+        except ModelError as exc:
             _LOG.warning("cannot hash %s: %s", file, exc)
             return None
         self._data[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}

@@ -1,4 +1,7 @@
-"""The quantization tier ladder and the pure policy that picks a tier from a battery reading."""
+"""The quantization tier ladder and the pure policy that picks a tier from a battery reading.
+
+Nothing here touches a file: which model files make the ladder, and whether they load, is
+``models/tier_ladder.py``."""
 
 from __future__ import annotations
 
@@ -8,11 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from assistant.errors import ModelError, ModelNotFound
 from assistant.messages import BatteryReading
-from assistant.models import embedded
 from assistant.power.cutoff import EmptyPoint, is_empty, power_source
-from assistant.speech.llm import check_gguf
 
 _LOG = logging.getLogger(__name__)
 
@@ -227,64 +227,3 @@ def choose_tier(
         volts = [t.enter_voltage_v or 0.0 for t in ladder]  # validated: set on every tier or on none
         return _pick(reading.voltage_v, volts, tiers.hysteresis_v, c, ladder, unavailable)
     return keep()
-
-
-def unavailable_tiers(tiers: TierConfig) -> set[str]:
-    """Names of the llm tiers whose model file is missing or is not a GGUF (checked on disk)."""
-    missing: set[str] = set()
-    for tier in tiers.tiers:
-        if tier.kind != "llm" or tier.model is None:
-            continue
-        try:
-            check_gguf(tier.model)
-        except (ModelError, ModelNotFound) as exc:
-            _LOG.warning("tier '%s' is unavailable: %s", tier.name, exc)
-            missing.add(tier.name)
-    return missing
-
-
-DEFAULT_RUNGS: tuple[tuple[str, float, int, int], ...] = (
-    ("Q8_0", 60.0, 96, 40),
-    ("Q4_K_M", 40.0, 80, 32),
-    ("source", 25.0, 64, 25),
-    ("Q2_K", 15.0, 40, 15),
-)
-"""The embedded ladder: (type, enter SoC %, max_tokens, reply words), richest first by real bits per
-weight as measured on SmolLM2-135M (Q8_0 8.5, Q4_K_M 6.2, source Q4_1 5.7, Q2_K 5.1 bpw)."""
-
-
-def default_ladder(models_dir: Path) -> TierConfig:
-    """The built-in ladder over the embedded SmolLM2 and the files ``models build-ladder`` writes.
-
-    Rungs whose file has not been built yet stay in the ladder and are reported by
-    ``unavailable_tiers``; ``choose_tier`` then skips them down, so until the ladder is built the
-    embedded Q4_1 file serves every SoC from 25 % up. Below the LLM rungs come fixed phrases
-    (>= 5 %) and shutdown.
-    Note: re-quantizing the Q4_1 source up to Q8_0 costs energy without adding quality; the upper
-    rungs only carry quality when the ladder is built from an F16/BF16 source.
-    """
-    from assistant.models.ladder import ladder_file  # the ladder module imports this one
-
-    try:
-        source = embedded.smollm2_gguf()
-    except ModelNotFound as exc:
-        _LOG.error("embedded LLM missing: %s", exc)
-        source = models_dir / Path(embedded.SMOLLM2_FILE).name
-    out_dir = models_dir.expanduser() / "ladder"
-    built: list[Tier] = []
-    missing: list[str] = []
-    for qtype, soc, max_tokens, words in DEFAULT_RUNGS:
-        if qtype == "source":
-            path, quant = source, "Q4_1"
-        else:
-            path, quant = ladder_file(out_dir, source, qtype), qtype
-            if not path.is_file():
-                missing.append(quant)
-        built.append(Tier(name=quant.lower(), model=path, quant=quant, enter_soc_pct=soc, n_ctx=1024,
-                          max_tokens=max_tokens, reply_words=words))
-    built.append(Tier(name="fixed", kind="fixed", enter_soc_pct=5.0))
-    built.append(Tier(name="shutdown", kind="shutdown", enter_soc_pct=0.0))
-    if missing:
-        _LOG.warning("ladder files not built in %s (%s): those tiers are unavailable and the embedded Q4_1 "
-                     "model serves SoC >= 25 %%; run `assistant models build-ladder`", out_dir, ", ".join(missing))
-    return TierConfig(tiers=built, hysteresis_pct=3.0)
