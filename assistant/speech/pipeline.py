@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from assistant.errors import NoSpeech
 from assistant.messages import SAMPLE_WIDTH, AudioClip, Transcript, TurnRecord
-from assistant.speech.asr import Transcriber
+from assistant.speech.asr import Recording, Transcriber
 from assistant.speech.llm import Responder
 from assistant.speech.sentences import SentenceSplitter, word_count
 from assistant.speech.speaker import Speaker
@@ -52,10 +52,14 @@ class Pipeline:
         self.first_clause_words = first_clause_words
 
     def listen(self, chunks: Iterable[bytes], cancel: threading.Event | None = None) -> tuple[Transcript, float, float]:
-        """Stream audio chunks into the ASR; return the final transcript, the end-of-audio time and seconds heard."""
+        """Feed audio chunks into the ASR; return the final transcript, the end-of-audio time and seconds heard.
+
+        A ``Recording`` (a WAV file) is recognised as one whole utterance; anything else is a live
+        stream, recognised while it arrives.
+        """
         if self.transcriber is None:
             raise NoSpeech("no speech recogniser is loaded")
-        session = self.transcriber.session()
+        session = self.transcriber.session(whole=True) if isinstance(chunks, Recording) else self.transcriber.session()
         last_arrival = time.perf_counter()
         nbytes = 0
         for chunk in chunks:
