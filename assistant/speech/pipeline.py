@@ -14,6 +14,7 @@ from assistant.errors import NoSpeech
 from assistant.messages import SAMPLE_WIDTH, AudioClip, Transcript, TurnRecord
 from assistant.speech.asr import Recording, Transcriber
 from assistant.speech.llm import Responder
+from assistant.speech.question_text import as_question
 from assistant.speech.sentences import SentenceSplitter, word_count
 from assistant.speech.speaker import Speaker
 from assistant.speech.tts import Synthesizer
@@ -104,7 +105,10 @@ class Pipeline:
         if cancel.is_set():
             record.cancelled = True
             return record
-        self._speak_reply(question, record, cancel, end_of_audio)
+        asked = as_question(question)  # a written question, not a lower-case transcript
+        if asked != question:
+            _LOG.debug("[%s] asking the LLM: %r", record.turn_id, asked)
+        self._speak_reply(asked, record, cancel, end_of_audio)
         return record
 
     def _speak_reply(self, question: str, record: TurnRecord, cancel: threading.Event, end_of_audio: float) -> None:
