@@ -31,7 +31,7 @@ SCHEMA = 1
 DIMS = 13
 """Cepstral coefficients in the mean (pocketsphinx's en-US model: ``ceplen`` 13)."""
 
-CMN_PRIOR: tuple[float, ...] = (50.60, 5.24, -4.03, 9.41, -0.89, 2.09, -4.19, -3.21, -5.35, 2.85, -3.76, 2.83, -0.21)
+CMN_PRIOR: tuple[float, ...] = (50.33, 4.94, -4.04, 9.24, -1.00, 2.15, -4.19, -3.20, -5.36, 2.85, -3.09, 2.69, -0.23)
 """Starting cepstral mean when a device has no saved state.
 
 Measured by ``tests/cmn_prior_measure.py``: the whole-utterance cepstral mean of each recording,
