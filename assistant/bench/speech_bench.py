@@ -98,6 +98,8 @@ class AsrEngine:
     english: bool
     """False for a model of another language (speed only: its transcripts of English speech mean nothing)."""
     open: Callable[[], Transcriber]
+    open_state: Callable[[Path | None], Transcriber] | None = None
+    """Start it keeping its saved state in the given directory (engines that keep one)."""
 
 
 def korean_test_model() -> Path | None:
@@ -117,7 +119,8 @@ def installed_engines(cfg: AssistantConfig, *, include_vosk: bool) -> list[AsrEn
     from assistant.speech.vosk_asr import VoskTranscriber
 
     rate = cfg.asr.rate
-    engines = [AsrEngine("pocketsphinx (fallback, en-US)", True, lambda: SphinxTranscriber(rate=rate))]
+    engines = [AsrEngine("pocketsphinx (fallback, en-US)", True, lambda: SphinxTranscriber(rate=rate),
+                         lambda state: SphinxTranscriber(rate=rate, state_dir=state))]
     if not include_vosk:
         return engines
     models_dir = cfg.paths.models_dir.expanduser()
