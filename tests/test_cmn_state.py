@@ -178,3 +178,11 @@ def test_first_utterance_after_a_start_is_heard_as_well_as_later_ones(tmp_path: 
         t.close()
     words = sum(len(ref.split()) for ref, _ in clips)
     assert cold_errors <= warm_errors + 0.03 * words, (cold_errors, warm_errors, words)
+
+
+def test_a_silent_recording_decoded_whole_is_heard_as_nothing() -> None:
+    t = SphinxTranscriber()
+    final = transcribe(t, AudioClip(b"\0\0" * 16000, 16000), whole=True)
+    assert final.is_final and final.text == "" and final.words == ()
+    ref, clip = people("command")[0]
+    assert word_errors(ref, transcribe(t, clip, whole=True).text)[0] <= 1, "the next recording is heard"

@@ -141,6 +141,7 @@ class SphinxSession:
         self._whole = whole
         self._buffer: list[bytes] = []
         self._on_live_end = on_live_end
+        self._silent = False
         self.finished = False
         if not whole:
             decoder.start_utt()
@@ -172,6 +173,8 @@ class SphinxSession:
         self.finished = True
         if self._whole:
             self._decode_whole()
+            if self._silent:
+                return Transcript(text="", is_final=True, engine=ENGINE)
         else:
             self._decoder.end_utt()
         hyp = self._decoder.hyp()
@@ -188,13 +191,19 @@ class SphinxSession:
 
     def _decode_whole(self) -> None:
         """Decode the collected recording with whole-utterance normalisation; keep the live mean as it was."""
+        pcm = b"".join(self._buffer)
+        if _peak(pcm) < SILENT_PEAK:
+            # nothing but (near) digital silence: whole-utterance normalisation has no speech frames to
+            # average and would make words out of nothing, so nothing is decoded
+            self._buffer.clear()
+            self._silent = True
+            return
         live = self._decoder.get_cmn(False)
         # Once a decoder has streamed, its features stay in live normalisation mode; reinit_feat()
         # brings back the configured whole-utterance ("batch") mode for this one utterance.
         self._decoder.reinit_feat()
         try:
             self._decoder.start_utt()
-            pcm = b"".join(self._buffer)
             if pcm:
                 self._decoder.process_raw(pcm, False, True)
             self._decoder.end_utt()
@@ -210,6 +219,19 @@ class SphinxSession:
                 self._buffer.clear()
             else:
                 self._decoder.end_utt()
+
+
+SILENT_PEAK = 32
+"""A recording whose loudest sample stays below this (of 32767, about -60 dBFS) holds no speech."""
+
+
+def _peak(pcm: bytes) -> int:
+    import numpy as np
+
+    if len(pcm) < 2:
+        return 0
+    x = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], "<i2").astype(np.int32)
+    return int(np.max(np.abs(x)))
 
 
 def _words_only(hypstr: str) -> str:
