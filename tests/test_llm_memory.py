@@ -63,3 +63,9 @@ def test_copies_finds_a_run_of_an_earlier_reply() -> None:
     runs = {tuple(earlier[i : i + 6]) for i in range(len(earlier) - 5)}
     assert _copies("The capital of Italy is Rome. It's a city that has been shaped by history.", runs)
     assert not _copies("Rome is a city of fountains and churches.", runs)
+
+
+def test_the_same_question_again_may_get_the_same_answer(appliance_llm: LlamaResponder) -> None:
+    first = "".join(appliance_llm.respond("What is the capital of France?"))
+    again = "".join(appliance_llm.respond("what is the capital of france"))
+    assert not appliance_llm.last.copy_restarted and "Paris" in first and "Paris" in again

@@ -210,7 +210,8 @@ class LlamaResponder:
         if self._llm is None:
             raise ModelError(f"LLM {self.model_name} is closed")
         t0 = time.perf_counter()
-        earlier = [_words(a) for _, a in self.memory.turns]
+        # only replies to other questions: the same question asked again may well get the same answer
+        earlier = [_words(a) for q, a in self.memory.turns if _words(q) != _words(question)]
         starts = [w[:COPY_CHECK_WORDS] for w in earlier if len(w) >= COPY_CHECK_WORDS]
         asked = set(_words(question))
         runs = {tuple(w[i : i + COPY_RUN_WORDS]) for w in earlier for i in range(len(w) - COPY_RUN_WORDS + 1)}
