@@ -44,6 +44,10 @@ class AsrConfig:
     """Vosk only: restrict recognition to these phrases (short commands); empty means open vocabulary."""
     rate: int = 16000
     """Sample rate the recogniser runs at (Hz); input audio is converted to it."""
+    keep_adaptation: bool = True
+    """pocketsphinx: save the microphone's normalisation state (its cepstral mean) in
+    ``STATE_DIR/asr`` after every good utterance, one file per ``mic.device`` and rate, and start
+    from it, so the first question after a start is heard as well as later ones."""
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,25 @@ def test_speech_and_end_to_end(bench: dict[str, Any]) -> None:
         assert turn["first_audio_s"] > 0 and turn["reply"]
 
 
+def test_cold_and_warm_accuracy_and_the_answer_share(bench: dict[str, Any]) -> None:
+    acc = bench["speech"]["accuracy"]
+    assert [a["engine"] for a in acc] == ["pocketsphinx (fallback, en-US)"]
+    sets = acc[0]["sets"]
+    assert sets["piper"]["utterances"] == 3, "one question in three formats"
+    assert sets["people"]["utterances"] == 2
+    for row in sets.values():
+        assert set(row["wer"]) == {"cold_file", "warm_file", "cold_stream_prior", "cold_stream_saved", "warm_stream"}
+        assert all(0.0 <= w <= 2.0 for w in row["wer"].values())
+        assert row["wer"]["cold_file"] == row["wer"]["warm_file"], "a file decoded whole does not depend on the past"
+        for wait in row["final_wait_s"].values():
+            assert wait["total"] > 0 and wait["ms_per_audio_s"] > 0
+    ans = bench["speech"]["answers"]
+    assert ans["questions"] == 2 and set(ans["share"]) == {"text", "text_lower", "text_normalised", "spoken_raw",
+                                                           "spoken"}
+    for run in ans["runs"]:
+        assert run["asked"]["spoken"][0].isupper() and run["asked"]["spoken"].endswith("?")
+
+
 def test_idle_appliance(bench: dict[str, Any]) -> None:
     idle = bench["idle"]
     assert idle["tier"] == "q8_0"  # the full simulated pack picks the top tier
@@ -139,11 +158,11 @@ def test_idle_appliance(bench: dict[str, Any]) -> None:
 
 def test_targets_and_report(bench: dict[str, Any], tmp_path: Path) -> None:
     statuses = {v["target"].split(" ")[0]: v["status"] for v in bench["targets"]}
-    assert len(bench["targets"]) == 6
+    assert len(bench["targets"]) == 10
     assert set(statuses.values()) <= {"PASS", "MISS", "NOT CHECKED"}
     text = render(bench)
     for needle in ("q8_0", "q4_1", "LLMPi", "Engine overhead", "pocketsphinx", "streaming", "Idle", "Targets",
-                   "power model, not measured"):
+                   "power model, not measured", "first utterance after a start", "answered right"):
         assert needle in text, needle
     png = tmp_path / "bench.png"
     write_plot(bench, png)

@@ -8,15 +8,19 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from assistant.bench.answer_share import measure_answers
+from assistant.bench.asr_accuracy import measure_accuracy, people_recordings, piper_formats
 from assistant.bench.e2e_bench import measure_e2e
 from assistant.bench.idle_bench import measure_idle
 from assistant.bench.llm_bench import TierJob, resolve_threads
+from assistant.bench.quality import factual_questions
 from assistant.bench.machine import CpuWatch, load_average, machine_facts
 from assistant.bench.published import COMPARE_MODEL, published_json, study_row
-from assistant.bench.settings import E2E_QUESTIONS, E2E_SYSTEM_PROMPT, BenchSettings
-from assistant.bench.speech_bench import TTS_TEXTS, installed_engines, measure_asr, measure_tts, speak_questions
+from assistant.bench.settings import E2E_QUESTIONS, E2E_SYSTEM_PROMPT, QA_MAX_TOKENS, BenchSettings
+from assistant.bench.speech_bench import AsrEngine, TTS_TEXTS, installed_engines, measure_asr, measure_tts, speak_questions
 from assistant.bench.targets import check_all, tier_findings, verdicts_json
 from assistant.bench.worker import config_to_mapping, spawn, tier_to_mapping
 from assistant.config import AssistantConfig
@@ -28,6 +32,7 @@ from assistant.models.tier_ladder import unavailable_tiers
 from assistant.power.tiers import Tier, TierConfig
 from assistant.session import ladder_for
 from assistant.speech.engines import open_asr, open_synthesizer
+from assistant.speech.asr import Transcriber
 from assistant.speech.llm import LlamaResponder
 
 _LOG = logging.getLogger(__name__)
@@ -112,7 +117,21 @@ def bench_speech_and_e2e(cfg: AssistantConfig, top: Tier | None, settings: Bench
                    measure_asr, e, spoken[: settings.asr_questions], block_s=block_s, pace=settings.pace_audio))
                for e in installed_engines(cfg, include_vosk=settings.include_vosk)]
         tts = _guard("TTS", progress, lambda: measure_tts(synth, TTS_TEXTS[: settings.tts_texts]))
-        speech = {"asr": asr, "tts": tts, "questions_spoken_by": synth.voice_name}
+        facts = factual_questions()
+        n_facts = max(settings.accuracy_questions, settings.answer_questions or len(facts))
+        facts_spoken = speak_questions(synth, [f.question for f in facts[:n_facts]], cfg.asr.rate)
+        people = people_recordings()
+        if settings.people_recordings:
+            people = people[: settings.people_recordings]
+        sets = {"piper": piper_formats(facts_spoken[: settings.accuracy_questions]), "people": people}
+        accuracy = [_guard(f"ASR accuracy, cold and warm: {e.label}", progress, functools.partial(
+                        measure_accuracy, e, _state_opener(e), sets,
+                        rate=cfg.asr.rate, block_s=block_s))
+                    for e in installed_engines(cfg, include_vosk=settings.include_vosk)]
+        speech = {"asr": asr, "tts": tts, "questions_spoken_by": synth.voice_name, "accuracy": accuracy}
+        if top is not None and top.model is not None:
+            speech["answers"] = _guard(f"spoken against typed questions on tier {top.name}", progress,
+                                       lambda: _answers(cfg, top, facts, facts_spoken, settings, block_s))
         if top is None or top.model is None or not settings.e2e_questions:
             return speech, None
 
@@ -137,6 +156,24 @@ def bench_speech_and_e2e(cfg: AssistantConfig, top: Tier | None, settings: Bench
         return speech, _guard(f"end to end on tier {top.name}", progress, e2e)
     finally:
         synth.close()
+
+
+def _answers(cfg: AssistantConfig, top: Tier, facts: list[Any], spoken: list[Any], settings: BenchSettings,
+             block_s: float) -> dict[str, Any]:
+    """The answer share of spoken and typed factual questions on the top tier (pocketsphinx hears them)."""
+    from assistant.speech.sphinx_asr import SphinxTranscriber
+
+    assert top.model is not None
+    n = settings.answer_questions or len(facts)
+    transcriber = SphinxTranscriber(rate=cfg.asr.rate)
+    responder = LlamaResponder(top.model, n_ctx=top.n_ctx, threads=resolve_threads(top.threads, cfg),
+                               max_tokens=QA_MAX_TOKENS, temperature=cfg.llm.temperature, seed=cfg.llm.seed,
+                               system_prompt=cfg.llm.system_prompt, history_turns=0)
+    try:
+        return {"tier": top.name, **measure_answers(responder, transcriber, facts[:n], spoken[:n], block_s=block_s)}
+    finally:
+        responder.close()
+        transcriber.close()
 
 
 def run_bench(cfg: AssistantConfig, settings: BenchSettings, *, tiers: TierConfig | None = None,
@@ -192,3 +229,14 @@ def json_ready(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [json_ready(v) for v in value]
     return value
+
+
+def _state_opener(engine: AsrEngine) -> Callable[[Path | None], Transcriber]:
+    """How the accuracy bench starts ``engine`` with a state directory (engines without one ignore it)."""
+    if engine.open_state is not None:
+        return engine.open_state
+
+    def fresh(state_dir: Path | None) -> Transcriber:
+        return engine.open()
+
+    return fresh

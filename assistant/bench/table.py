@@ -122,6 +122,50 @@ def _speech(s: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _accuracy(s: dict[str, Any] | None) -> list[str]:
+    """Word error rates cold and warm, file and stream, per engine and set; then the answer share."""
+    acc = (s or {}).get("accuracy") or []
+    if not acc:
+        return []
+    head = (f"{'engine / set':<44}{'n':>4}{'file':>7}{'file':>7}{'strm':>7}{'strm':>7}{'strm':>7}"
+            f"{'file ms':>9}{'strm ms':>9}")
+    sub = (f"{'':<44}{'':>4}{'cold':>7}{'warm':>7}{'prior':>7}{'saved':>7}{'warm':>7}"
+           f"{'/s audio':>9}{'/s audio':>9}")
+    lines = ["", "Speech recognition, word error rate of the first utterance after a start (cold) and later (warm)",
+             head, sub, "-" * len(head)]
+    for a in acc:
+        if "error" in a:
+            lines.append(f"  ERROR: {a['error']}")
+            continue
+        for name, row in a["sets"].items():
+            w, fw = row["wer"], row["final_wait_s"]
+            label = f"{a['engine'][:30]} / {name}"
+            if a["english"]:
+                cells = "".join(f"{_f(w[m], '.3f'):>7}" for m in ("cold_file", "warm_file", "cold_stream_prior",
+                                                                   "cold_stream_saved", "warm_stream"))
+            else:
+                cells = f"{'speed only; cold = warm in ' + format(100 * row['cold_warm_same'], '.0f') + ' %':>35}"
+            lines.append(f"{label:<44}{row['utterances']:>4}{cells}{fw['cold_file']['ms_per_audio_s']:>9.0f}"
+                         f"{fw['warm_stream']['ms_per_audio_s']:>9.0f}")
+            for kind, kw in (row.get("wer_by_kind") or {}).items():
+                cells = "".join(f"{kw[m]:>7.3f}" for m in ("cold_file", "warm_file", "cold_stream_prior",
+                                                           "cold_stream_saved", "warm_stream"))
+                lines.append(f"{'    ' + kind:<44}{'':>4}{cells}")
+    lines.append("  file = decoded as a recording (ask --wav, drain prompts); strm = streamed as from a microphone; "
+                 "prior = no saved state; saved = from the state earlier starts saved; ms/s audio = time from the "
+                 "last chunk to the final transcript per second of audio")
+    ans = (s or {}).get("answers")
+    if ans and "error" not in ans and ans.get("questions"):
+        sh = ans["share"]
+        lines.append(f"Factual questions answered right ({ans['questions']}, tier {ans['tier']}): typed "
+                     f"{100 * sh['text']:.0f} %, spoken {100 * sh['spoken']:.0f} % (transcript as heard "
+                     f"{100 * sh['spoken_raw']:.0f} %); typed in lower case {100 * sh['text_lower']:.0f} %, "
+                     f"written as a question {100 * sh['text_normalised']:.0f} %")
+    elif ans:
+        lines.append(f"Answer share: ERROR {ans.get('error')}")
+    return lines
+
+
 def _e2e(e: dict[str, Any] | None) -> list[str]:
     if not e:
         return []
@@ -152,6 +196,7 @@ def _idle(i: dict[str, Any] | None) -> list[str]:
 def render(result: dict[str, Any]) -> str:
     """The printed report: machine, tiers beside the study, published figures, engine, speech, idle, targets."""
     lines = _machine(result) + _tiers(result) + _published() + _overhead(result.get("engine_overhead"))
-    lines += _speech(result.get("speech")) + _e2e(result.get("e2e")) + _idle(result.get("idle"))
+    lines += (_speech(result.get("speech")) + _accuracy(result.get("speech")) + _e2e(result.get("e2e"))
+              + _idle(result.get("idle")))
     lines += ["", "Targets"] + [f"  {v['status']:<11} {v['target']}: {v['detail']}" for v in result["targets"]]
     return "\n".join(lines)

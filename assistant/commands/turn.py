@@ -14,6 +14,7 @@ from typing import Any
 from assistant.config import AssistantConfig, ensure_dir
 from assistant.messages import TurnRecord
 from assistant.session import Session
+from assistant.speech.asr import Recording
 from assistant.speech.pipeline import chunk_pcm
 from assistant.speech.speaker import WavSpeaker
 from assistant.speech.wav import convert, read_wav
@@ -56,7 +57,7 @@ def one_turn(cfg: AssistantConfig, *, wav: Path | None, text: str | None, out: P
     with Session(cfg, with_asr=wav is not None) as session:
         load_s = time.perf_counter() - t0
         if wav is not None and session.transcriber is not None:
-            chunks = chunk_pcm(convert(clip, session.transcriber.rate, 1), cfg.mic.block_ms / 1000)
+            chunks = Recording(chunk_pcm(convert(clip, session.transcriber.rate, 1), cfg.mic.block_ms / 1000))
         with WavSpeaker(out) as speaker:
             record = session.run_turn(speaker, audio=chunks, text=text)
         entry = session.last_entry

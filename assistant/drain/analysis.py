@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from assistant.drain.runlog import RunFiles, read_json, read_samples, scan_turns
 from assistant.jsonl import read_jsonl
 from assistant.messages import TurnLogEntry
 from assistant.models.quant_types import model_name
+from assistant.speech.words import word_errors
 from assistant.stats import percentile
 from assistant.turnlog import TierStats, summarize
 
@@ -120,22 +120,6 @@ def model_label(path_or_name: str | None) -> str:
     if not path_or_name:
         return "-"
     return model_name(path_or_name)
-
-
-def _norm(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+", text.lower().replace("'", ""))
-
-
-def word_errors(ref: str, hyp: str) -> tuple[int, int]:
-    """(edit distance in words, reference words)."""
-    r, h = _norm(ref), _norm(hyp)
-    prev = list(range(len(h) + 1))
-    for i, rw in enumerate(r, 1):
-        cur = [i] + [0] * len(h)
-        for j, hw in enumerate(h, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (rw != hw))
-        prev = cur
-    return prev[-1], len(r)
 
 
 def _pack_energy_by_tier(samples: list[dict[str, Any]], simulated: bool, scale: float) -> dict[str, float]:

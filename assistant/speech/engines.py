@@ -48,4 +48,6 @@ def open_asr(cfg: AssistantConfig) -> Transcriber:
     """Load the ASR: Vosk when a model is installed or configured, else the labelled pocketsphinx fallback."""
     from assistant.speech.asr_select import open_transcriber
 
-    return open_transcriber(cfg.asr, cfg.paths.models_dir.expanduser())
+    return open_transcriber(cfg.asr, cfg.paths.models_dir.expanduser(), state_dir=cfg.paths.state_dir.expanduser(),
+                            device=cfg.mic.device)
+

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 from assistant.errors import NoSpeech
 from assistant.messages import SAMPLE_WIDTH, AudioClip, Transcript, TurnRecord
-from assistant.speech.asr import Transcriber
+from assistant.speech.asr import Recording, Transcriber
 from assistant.speech.llm import Responder
+from assistant.speech.question_text import as_question
 from assistant.speech.sentences import SentenceSplitter, word_count
 from assistant.speech.speaker import Speaker
 from assistant.speech.tts import Synthesizer
@@ -54,10 +55,14 @@ class Pipeline:
         self.first_clause_words = first_clause_words
 
     def listen(self, chunks: Iterable[bytes], cancel: threading.Event | None = None) -> tuple[Transcript, float, float]:
-        """Stream audio chunks into the ASR; return the final transcript, the end-of-audio time and seconds heard."""
+        """Feed audio chunks into the ASR; return the final transcript, the end-of-audio time and seconds heard.
+
+        A ``Recording`` (a WAV file) is recognised as one whole utterance; anything else is a live
+        stream, recognised while it arrives.
+        """
         if self.transcriber is None:
             raise NoSpeech("no speech recogniser is loaded")
-        session = self.transcriber.session()
+        session = self.transcriber.session(whole=True) if isinstance(chunks, Recording) else self.transcriber.session()
         last_arrival = time.perf_counter()
         nbytes = 0
         for chunk in chunks:
@@ -107,7 +112,10 @@ class Pipeline:
         if cancel.is_set():
             record.cancelled = True
             return record
-        self._speak_reply(question, record, cancel, end_of_audio)
+        asked = as_question(question)  # a written question, not a lower-case transcript
+        if asked != question:
+            _LOG.debug("[%s] asking the LLM: %r", record.turn_id, asked)
+        self._speak_reply(asked, record, cancel, end_of_audio)
         return record
 
     def _speak_reply(self, question: str, record: TurnRecord, cancel: threading.Event, end_of_audio: float) -> None:
