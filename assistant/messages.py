@@ -68,6 +68,8 @@ class TurnRecord:
     """Generated tokens."""
     words: int = 0
     """Words spoken (in the reply)."""
+    words_estimate: str | None = None
+    """How ``words`` was estimated rather than counted from the model's reply (speed twin); None: counted."""
     sentences: int = 0
     audio_in_s: float = 0.0
     """Length of the spoken question (s)."""

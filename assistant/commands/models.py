@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from assistant.commands.ladder import add_build_ladder, write_tiers_config
+from assistant.commands.twin import add_make_twin
 from assistant.config import AssistantConfig
 from assistant.errors import ModelError
 from assistant.models.catalogue import CatalogueEntry, load_catalogue
@@ -17,6 +18,7 @@ from assistant.models.install import InstallResult, install
 from assistant.models.inventory import RESERVE_MB, available, list_models, remove, verify
 from assistant.models.manifest import MANIFEST, read_manifest
 from assistant.models.offer import LadderOffer, offer_ladder
+from assistant.models.twin import find_twin
 
 _LOG = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     for p in (lst, ins, ver, rem):
         p.add_argument("--dir", type=Path, metavar="DIR", help="models directory (default: paths.models_dir)")
     add_build_ladder(msub)
+    add_make_twin(msub)
 
 
 def _models_dir(cfg: AssistantConfig, args: argparse.Namespace | None = None) -> Path:
@@ -92,6 +95,18 @@ def run_list(args: argparse.Namespace, cfg: AssistantConfig) -> int:
             print(f"    path:    {m.path}")
         if m.sha256 is not None:
             print(f"    sha256:  {m.sha256}")
+    twin = find_twin(_models_dir(cfg, args))
+    if twin is not None:
+        first = twin.files[0]
+        print(f"{'speed-twin':20} {'llm':13} {'SPEED TWIN':14} {_mb(twin.size_bytes):>9}  none (random weights)")
+        print(f"    {first.label}; the shapes of {first.shapes_of}. Never used to answer a person: "
+              "for `assistant bench --twin` and `assistant drain-test --twin` only")
+        print(f"    path:    {twin.folder}")
+        for info in twin.files:
+            print(f"    file:    {info.path.relative_to(twin.folder)} ({_mb(info.path.stat().st_size)})")
+        print(f"    words:   {first.words_estimate()}")
+        if twin.tiers_file is None:
+            print("    no tiers file: make-twin did not finish; run `assistant models make-twin` again")
     return 0
 
 

@@ -38,6 +38,8 @@ class DrainOptions:
     """On a real gauge, power the device off at the cut-off; otherwise only say what would happen."""
     sample_period_s: float = 1.0
     """Interval of the battery sample stream (s)."""
+    twin: bool = False
+    """Run on the speed twin's ladder (``assistant models make-twin``) instead of the configured tiers."""
 
     def __post_init__(self) -> None:
         if self.until_pct is not None and not 0.0 <= self.until_pct < 100.0:
@@ -55,8 +57,9 @@ class DrainOptions:
 
     @property
     def mode(self) -> str:
-        """``adaptive`` or ``pinned <tier>``."""
-        return "adaptive" if self.tier is None else f"pinned {self.tier}"
+        """``adaptive`` or ``pinned <tier>``, with ``on the speed twin`` for a twin run."""
+        mode = "adaptive" if self.tier is None else f"pinned {self.tier}"
+        return f"{mode} on the speed twin" if self.twin else mode
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON form."""

@@ -38,6 +38,8 @@ class Generation:
     stop: str = ""
     """Why generation ended: ``eos``, ``length`` or ``cancelled``."""
     text: str = ""
+    words_estimate: str | None = None
+    """How the reply's words are estimated rather than counted (a speed twin's stand-in reply); None: counted."""
 
     @property
     def tps(self) -> float | None:
@@ -200,7 +202,7 @@ class LlamaResponder:
         llm = self._llm
         t0 = time.perf_counter()
         tokens = self.prompt_tokens(question)
-        cached = _common_prefix(list(llm._input_ids), tokens)
+        cached = common_prefix(list(llm._input_ids), tokens)
         gen = Generation(prompt_total=len(tokens), prompt_tokens=len(tokens) - min(cached, len(tokens) - 1))
         self.last = gen
         llm.set_seed(self.seed)
@@ -258,7 +260,8 @@ def _is_eog(vocab: Any, token: int) -> bool:
     return bool(llama_cpp.llama_vocab_is_eog(vocab, token))
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """How many leading tokens two token lists share (the part of a prompt llama.cpp has cached)."""
     n = 0
     for x, y in zip(a, b):
         if x != y:
