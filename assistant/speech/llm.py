@@ -196,24 +196,30 @@ class LlamaResponder:
             tokens = tokens[-keep:]
         return tokens
 
-    def respond(self, question: str, cancel: threading.Event | None = None) -> Iterator[str]:
+    def start(self, question: str) -> tuple[Iterator[int], Generation]:
+        """Begin a reply: the stream of sampled tokens (the appliance's samplers) and its fresh ``last`` record."""
         if self._llm is None:
             raise ModelError(f"LLM {self.model_name} is closed")
         llm = self._llm
-        t0 = time.perf_counter()
         tokens = self.prompt_tokens(question)
-        cached = common_prefix(list(llm._input_ids), tokens)
-        gen = Generation(prompt_total=len(tokens), prompt_tokens=len(tokens) - min(cached, len(tokens) - 1))
+        cached = _common_prefix(list(llm._input_ids), tokens)
+        gen = Generation(prompt_total=len(tokens), prompt_tokens=len(tokens) - min(cached, len(tokens) - 1),
+                         stop="length")
         self.last = gen
         llm.set_seed(self.seed)
+        stream = llm.generate(tokens, temp=self.temperature, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.1,
+                              reset=True)
+        return stream, gen
+
+    def respond(self, question: str, cancel: threading.Event | None = None) -> Iterator[str]:
+        t0 = time.perf_counter()
+        stream, gen = self.start(question)
+        llm = self._llm
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         pieces: list[str] = []
         first_at = 0.0
-        gen.stop = "length"
         try:
-            for token in llm.generate(
-                tokens, temp=self.temperature, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.1, reset=True
-            ):
+            for token in stream:
                 now = time.perf_counter()
                 if cancel is not None and cancel.is_set():
                     gen.stop = "cancelled"
@@ -260,8 +266,7 @@ def _is_eog(vocab: Any, token: int) -> bool:
     return bool(llama_cpp.llama_vocab_is_eog(vocab, token))
 
 
-def common_prefix(a: list[int], b: list[int]) -> int:
-    """How many leading tokens two token lists share (the part of a prompt llama.cpp has cached)."""
+def _common_prefix(a: list[int], b: list[int]) -> int:
     n = 0
     for x, y in zip(a, b):
         if x != y:

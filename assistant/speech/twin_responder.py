@@ -18,7 +18,7 @@ from typing import Any
 
 from assistant.errors import ModelError
 from assistant.models.twin import TwinInfo
-from assistant.speech.llm import Generation, LlamaResponder, common_prefix
+from assistant.speech.llm import LlamaResponder
 from assistant.speech.sentences import word_count
 
 _LOG = logging.getLogger(__name__)
@@ -44,22 +44,13 @@ class TwinResponder(LlamaResponder):
         self._words = stand_in_words()
 
     def respond(self, question: str, cancel: threading.Event | None = None) -> Iterator[str]:
-        if self._llm is None:
-            raise ModelError(f"LLM {self.model_name} is closed")
-        llm = self._llm
         t0 = time.perf_counter()
-        tokens = self.prompt_tokens(question)
-        cached = common_prefix(list(llm._input_ids), tokens)
-        gen = Generation(prompt_total=len(tokens), prompt_tokens=len(tokens) - min(cached, len(tokens) - 1),
-                         words_estimate=self.twin.words_estimate())
-        self.last = gen
-        llm.set_seed(self.seed)
+        stream, gen = self.start(question)
+        gen.words_estimate = self.twin.words_estimate()
         pieces: list[str] = []
         first_at = 0.0
-        gen.stop = "length"
         try:
-            for _token in llm.generate(tokens, temp=self.temperature, top_k=40, top_p=0.95, min_p=0.05,
-                                       repeat_penalty=1.1, reset=True):
+            for _token in stream:  # every token of the budget: the twin's end-of-text means nothing
                 now = time.perf_counter()
                 if cancel is not None and cancel.is_set():
                     gen.stop = "cancelled"
