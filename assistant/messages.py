@@ -71,6 +71,8 @@ class TurnRecord:
     words: int = 0
     """Words spoken: of the reply's sentences that were synthesized whole (a barge-in or a failure
     cuts the rest, so this is what a person heard)."""
+    words_estimate: str | None = None
+    """How ``words`` was estimated rather than counted from the model's reply (speed twin); None: counted."""
     sentences: int = 0
     audio_in_s: float = 0.0
     """Length of the spoken question (s)."""
@@ -220,6 +222,10 @@ class TurnLogEntry:
     prompt_tokens: int
     tokens: int
     words: int
+    words_estimated: bool
+    """``words`` is an estimate (a speed twin's turn: tokens x a real model's words per token), not counted."""
+    words_basis: str | None
+    """How the estimate was made; None when the words were counted."""
     tps: float | None
     tpj: float | None
     wbl: float | None
@@ -270,7 +276,7 @@ class TurnLogEntry:
                 values[f.name] = GovernorNote.from_json(raw)
             elif f.name == "energy_measured":
                 values[f.name] = _flag(raw)
-            elif f.name == "cancelled":
+            elif f.name in ("cancelled", "words_estimated"):
                 values[f.name] = raw is True
             elif f.name in ("schema",):
                 values[f.name] = raw

@@ -84,6 +84,8 @@ def turn_entry(
         prompt_tokens=record.prompt_tokens,
         tokens=record.tokens,
         words=record.words,
+        words_estimated=record.words_estimate is not None,
+        words_basis=record.words_estimate,
         tps=_num(record.tps),
         tpj=_num(_ratio(record.tokens, joules)),
         wbl=_num(_ratio(record.words * (usable_energy_j or 0.0), joules), 1) if usable_energy_j else None,

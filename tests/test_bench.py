@@ -16,6 +16,8 @@ from assistant.bench.runner import SCHEMA, json_ready, run_bench
 from assistant.bench.settings import TINY
 from assistant.bench.table import render
 from assistant.config import AssistantConfig
+from assistant.models.twin import LABEL
+from assistant.models.twin_make import TwinBuild
 from assistant.power.tiers import Tier, TierConfig
 
 pytestmark = pytest.mark.slow
@@ -27,12 +29,13 @@ def close(a: float | None, b: float | None, rel: float = 1e-9) -> bool:
 
 
 @pytest.fixture(scope="module")
-def bench(ladder_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One tiny run over a Q8_0 tier and the Q4_1 source tier, as the CLI writes it (strict JSON)."""
+def bench(ladder_files: dict[str, Path], tiny_twin: TwinBuild, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One tiny run over a Q8_0 tier and the Q4_1 source tier, and the speed twin's ladder beside them, as the CLI
+    writes it (strict JSON)."""
     from assistant.config import PathsConfig
 
     root = tmp_path_factory.mktemp("bench")
-    cfg = replace(AssistantConfig(), paths=PathsConfig(state_dir=root / "state", models_dir=root / "models"))
+    cfg = replace(AssistantConfig(), paths=PathsConfig(state_dir=root / "state", models_dir=tiny_twin.folder.parent))
     tiers = TierConfig(tiers=[
         Tier(name="q8_0", model=ladder_files["Q8_0"], quant="Q8_0", enter_soc_pct=50.0, max_tokens=48,
              threads=1),
@@ -41,7 +44,7 @@ def bench(ladder_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactor
         Tier(name="fixed", kind="fixed", enter_soc_pct=5.0),
         Tier(name="shutdown", kind="shutdown"),
     ])
-    result = run_bench(cfg, TINY, tiers=tiers)
+    result = run_bench(cfg, TINY, tiers=tiers, twin=True)
     return dict(json.loads(json.dumps(json_ready(result), allow_nan=False)))
 
 
@@ -88,6 +91,22 @@ def test_energy_figures_are_consistent(bench: dict[str, Any]) -> None:
             model_w = (2.8 + 1.7 * r["busy_cores"]) / 0.9
             assert close(r["joules"] / r["seconds"], model_w, rel=0.05)
         assert close(t["gen_tps"], statistics.median(r["tps"] for r in runs))
+
+
+def test_the_twin_ladder_is_measured_beside_the_real_one(bench: dict[str, Any]) -> None:
+    twin = bench["twin"]
+    assert twin["label"] == LABEL and twin["shapes_of"] == "Tiny-Test" and twin["missing_tiers"] == []
+    assert [t["name"] for t in twin["tiers"]] == ["q8_0", "q4_k_m", "q2_k", "tq2_0"]
+    for t in twin["tiers"]:
+        e = t["energy"]
+        assert t["twin"] == LABEL and t["quality"] == {"none": LABEL}  # random weights: no quality figure
+        assert all(r["words"] == round(r["tokens"] * 0.75) for r in t["speed_runs"])  # estimated, and said so
+        assert "estimated: tokens x 0.750" in e["words_estimated"] and t["gen_tps"] > 0 and t["prompt_tps"] > 0
+        assert t["gen_cpu_ms_per_token"] is not None and t["gen_cpu_ms_per_token"] > 0
+        cpu = sum(r["cpu_s"] * r["decode_s"] / r["seconds"] for r in t["speed_runs"])
+        assert close(t["gen_cpu_ms_per_token"], 1000 * cpu / e["gen_tokens"])
+    assert len(twin["findings"]) == 3 and twin["ladder"].startswith("TPJ q8_0")
+    assert all(t["gen_cpu_ms_per_token"] > 0 and t["twin"] is None for t in bench["tiers"])
 
 
 def test_quality_is_relative_to_the_top_tier(bench: dict[str, Any]) -> None:
@@ -162,7 +181,8 @@ def test_targets_and_report(bench: dict[str, Any], tmp_path: Path) -> None:
     assert set(statuses.values()) <= {"PASS", "MISS", "NOT CHECKED"}
     text = render(bench)
     for needle in ("q8_0", "q4_1", "LLMPi", "Engine overhead", "pocketsphinx", "streaming", "Idle", "Targets",
-                   "power model, not measured", "first utterance after a start", "answered right"):
+                   "power model, not measured", "first utterance after a start", "answered right",
+                   f"SPEED TWIN of Tiny-Test ({LABEL})", "Words of the twin are estimated", "CPU ms"):
         assert needle in text, needle
     png = tmp_path / "bench.png"
     write_plot(bench, png)

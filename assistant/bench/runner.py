@@ -21,7 +21,7 @@ from assistant.bench.machine import CpuWatch, load_average, machine_facts
 from assistant.bench.published import COMPARE_MODEL, published_json, study_row
 from assistant.bench.settings import E2E_QUESTIONS, E2E_SYSTEM_PROMPT, QA_MAX_TOKENS, BenchSettings
 from assistant.bench.speech_bench import AsrEngine, TTS_TEXTS, installed_engines, measure_asr, measure_tts, speak_questions
-from assistant.bench.targets import check_all, tier_findings, verdicts_json
+from assistant.bench.targets import check_all, ladder_target, tier_findings, verdicts_json
 from assistant.bench.worker import config_to_mapping, spawn, tier_to_mapping
 from assistant.config import AssistantConfig
 from assistant.errors import AssistantError
@@ -29,6 +29,8 @@ from assistant.models.gguf_info import read_gguf_info
 from assistant.stats import ratio
 from assistant.models.ladder import expected_tensor_type
 from assistant.models.tier_ladder import unavailable_tiers
+from assistant.models.twin import LABEL as TWIN_LABEL
+from assistant.models.twin import twin_ladder
 from assistant.power.tiers import Tier, TierConfig
 from assistant.session import ladder_for
 from assistant.speech.engines import open_asr, open_synthesizer
@@ -85,7 +87,7 @@ def bench_tiers(cfg: AssistantConfig, tiers: TierConfig, settings: BenchSettings
 
 def _relative_quality(rows: list[dict[str, Any]]) -> None:
     """Perplexity and factual share of each tier relative to the first (top) tier measured."""
-    ok = [r for r in rows if "error" not in r]
+    ok = [r for r in rows if "error" not in r and "perplexity" in r["quality"]]  # a speed twin has no quality
     if not ok:
         return
     top = ok[0]["quality"]
@@ -176,20 +178,32 @@ def _answers(cfg: AssistantConfig, top: Tier, facts: list[Any], spoken: list[Any
         transcriber.close()
 
 
+def bench_twin(cfg: AssistantConfig, ladder: TierConfig, settings: BenchSettings, progress: Progress) -> dict[str, Any]:
+    """The speed twin's ladder, tier by tier as the real one (speed, CPU per token, TPJ, RSS; no quality)."""
+    measured, missing = bench_tiers(cfg, ladder, settings, progress)
+    shapes = next((r.get("shapes_of") for r in measured if r.get("shapes_of")), None)
+    return {"label": TWIN_LABEL, "shapes_of": shapes, "tiers": measured, "missing_tiers": missing,
+            "findings": tier_findings(measured), "ladder": ladder_target(measured).detail,
+            "words": next((r["energy"]["words_estimated"] for r in measured if "error" not in r), None)}
+
+
 def run_bench(cfg: AssistantConfig, settings: BenchSettings, *, tiers: TierConfig | None = None,
-              progress: Progress | None = None) -> dict[str, Any]:
+              twin: bool = False, progress: Progress | None = None) -> dict[str, Any]:
     """Run every part of the benchmark and return the result (see ``SCHEMA``); parts that fail say so in place.
 
     ``tiers`` replaces the configured ladder (default: ``tiers`` of the config, else the built-in
-    ladder over the embedded model and the files ``models build-ladder`` wrote).
+    ladder over the embedded model and the files ``models build-ladder`` wrote). With ``twin`` the
+    speed twin's ladder (``models make-twin``) is measured too, beside the real one, under ``twin``.
     """
     say = progress or (lambda msg: _LOG.info("bench: %s", msg))
     t0 = time.monotonic()
+    twin_tiers = twin_ladder(cfg.paths.models_dir) if twin else None  # no twin: fail before the long part
     if tiers is not None:
         cfg = dataclasses.replace(cfg, tiers=tiers)  # the idle appliance then runs this ladder too
     ladder = ladder_for(cfg)
     facts = machine_facts()
     measured, missing = bench_tiers(cfg, ladder, settings, say)
+    twin_result = bench_twin(cfg, twin_tiers, settings, say) if twin_tiers is not None else None
     ok = [r for r in measured if "error" not in r]
     top = next((t for t in ladder.tiers if ok and t.name == ok[0]["name"]), None)
     overhead = None
@@ -210,7 +224,8 @@ def run_bench(cfg: AssistantConfig, settings: BenchSettings, *, tiers: TierConfi
             "energy": energy_source,
             "published": "figures under 'published' (and 'published' inside each tier) are others' Pi measurements",
         },
-        "tiers": measured, "missing_tiers": missing, "engine_overhead": overhead, "speech": speech, "e2e": e2e,
+        "tiers": measured, "missing_tiers": missing, "twin": twin_result,
+        "engine_overhead": overhead, "speech": speech, "e2e": e2e,
         "idle": idle, "published": published_json(),
     }
     verdicts = check_all(result)

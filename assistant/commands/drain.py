@@ -55,6 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--speaker", choices=SPEAKERS, default="null",
                    help="where answers are played: the sound device, nowhere, or a WAV per turn (default: null)")
     p.add_argument("--max-turns", type=int, metavar="N", help="stop after N turns of the run in total")
+    p.add_argument("--twin", action="store_true", help="run on the speed twin's ladder (assistant models make-twin): "
+                   "speed and energy of a bigger model, words estimated, no quality")
     p.add_argument("--shutdown", action="store_true", help="on a real battery gauge, power the device off at the "
                    "cut-off (default: only say what would happen)")
     p.set_defaults(func=run_drain)
@@ -157,7 +159,7 @@ def run_drain(args: argparse.Namespace, cfg: AssistantConfig) -> int:
                                 until_pct=None if brownout else args.until, until_brownout=brownout,
                                 time_scale=args.time_scale, target_hours=args.target_hours,
                                 capacity_wh=args.capacity_wh, speaker=args.speaker, max_turns=args.max_turns,
-                                shutdown=args.shutdown)
+                                shutdown=args.shutdown, twin=args.twin)
             result = start_run(cfg, opts, args.out, progress=progress)
     finally:
         signal.signal(signal.SIGTERM, previous)

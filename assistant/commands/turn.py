@@ -13,7 +13,8 @@ from typing import Any
 
 from assistant.config import AssistantConfig, ensure_dir
 from assistant.messages import TurnRecord
-from assistant.session import Session
+from assistant.models.twin import refuse_for_talking
+from assistant.session import Session, ladder_for
 from assistant.speech.asr import Recording
 from assistant.speech.pipeline import chunk_pcm
 from assistant.speech.speaker import WavSpeaker
@@ -53,6 +54,7 @@ def one_turn(cfg: AssistantConfig, *, wav: Path | None, text: str | None, out: P
     chunks = None
     if wav is not None:
         clip = read_wav(wav)  # read before loading models: a bad file fails fast
+    refuse_for_talking(ladder_for(cfg), "assistant demo/ask")
     t0 = time.perf_counter()
     with Session(cfg, with_asr=wav is not None) as session:
         load_s = time.perf_counter() - t0

@@ -18,8 +18,9 @@ from assistant.device.notify import SystemdNotifier
 from assistant.device.shutdown import ShutdownPolicy, Shutdowner
 from assistant.device.sim import SimMicrophone, mock_pin_factory
 from assistant.messages import AudioClip
+from assistant.models.twin import refuse_for_talking
 from assistant.power.gauges.absent import open_device_gauge
-from assistant.session import Session
+from assistant.session import Session, ladder_for
 from assistant.speech.mic import Microphone, SoundDeviceMicrophone
 from assistant.speech.speaker import SoundDeviceSpeaker, Speaker, WavSpeaker
 
@@ -66,6 +67,7 @@ def build_appliance(cfg: AssistantConfig, *, sim: bool = False, sim_out: Path | 
     if sim:
         cfg = replace(cfg, battery=replace(cfg.battery, kind="simulated"))
     pin_factory = mock_pin_factory() if sim else None
+    refuse_for_talking(ladder_for(cfg), "assistant run")
     session = Session(cfg, simulation=True) if sim else Session(cfg, gauge=open_device_gauge(cfg.battery))
     opened: list[Any] = [session]
     try:

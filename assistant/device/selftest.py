@@ -50,6 +50,7 @@ def _run(name: str, fix: str, body: Callable[[], tuple[Verdict, str]]) -> Check:
 def check_models(cfg: AssistantConfig) -> list[Check]:
     """Every catalogued model that is embedded or installed is re-hashed; every tier's model is present."""
     from assistant.models.install import list_models, verify
+    from assistant.models.twin import LABEL, twin_tiers
     from assistant.session import ladder_for
     from assistant.models.tier_ladder import unavailable_tiers
 
@@ -70,6 +71,9 @@ def check_models(cfg: AssistantConfig) -> list[Check]:
         ladder = ladder_for(cfg)
         missing = unavailable_tiers(ladder)
         llm = [t.name for t in ladder.tiers if t.kind == "llm"]
+        twins = [t.name for t in twin_tiers(ladder)]
+        if twins:
+            return "fail", f"tiers {', '.join(twins)} are a {LABEL}: they cannot answer a person"
         if not missing:
             return "pass", f"all {len(llm)} LLM tiers have their model ({', '.join(llm)})"
         return ("warn" if set(llm) - missing else "fail"), f"tiers without a usable model: {', '.join(sorted(missing))}"

@@ -48,6 +48,10 @@ class TierRow:
     """The tier was the only one of a run that began on a full pack (>= ``FULL_FROM_SOC``) and reached its cut-off."""
     latency: dict[str, tuple[float | None, float | None]]
     """p50 and p95 (s) of each of ``LATENCIES``."""
+    twin: str | None = None
+    """The speed-twin label when the tier's model is a twin (random weights), else None."""
+    words_estimated: bool = False
+    """The tier's word counts are estimates (turns logged with ``words_estimated``), not counted replies."""
 
 
 @dataclass
@@ -86,6 +90,16 @@ class RunData:
     @property
     def words(self) -> int:
         return sum(r.words for r in self.records)
+
+    @property
+    def answers(self) -> int:
+        """Questions answered by a language model (LLM turns that neither failed nor were cancelled)."""
+        return sum(1 for r in self.records if r.kind == "llm" and not r.error and not r.cancelled)
+
+    @property
+    def answers_per_charge_whole(self) -> float | None:
+        """LLM answers per usable charge at the whole run's rate (model loads and pauses included)."""
+        return self.answers / self.real_rate_j * self.usable_j if self.pack_drawn_j else None
 
     @property
     def turn_energy_j(self) -> float:
@@ -169,7 +183,8 @@ def load_run(root: Path) -> RunData:
                             pack_share=by_tier.get(name, 0.0) / nominal_j if nominal_j else 0.0,
                             soc_from=float(start_soc) if whole and start_soc is not None else max(socs) if socs else None,
                             soc_to=min(ends) if ends else None, full_drain=whole,
-                            latency=lat))
+                            latency=lat, twin=(models.get(name) or {}).get("twin"),
+                            words_estimated=any(r.words_estimated for r in recs)))
     if samples and simulated and samples[-1].get("pack_drawn_j") is not None:
         pack_drawn = float(samples[-1]["pack_drawn_j"])
     else:

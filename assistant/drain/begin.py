@@ -54,8 +54,17 @@ def _set_active(cfg: AssistantConfig, run_dir: Path | None) -> None:
         _LOG.warning("cannot update %s: %s", marker, exc)
 
 
+def _ladder_cfg(cfg: AssistantConfig, opts: DrainOptions) -> AssistantConfig:
+    """The config with the speed twin's ladder as its tiers when the run is on the twin."""
+    if not opts.twin:
+        return cfg
+    from assistant.models.twin import twin_ladder
+
+    return replace(cfg, tiers=twin_ladder(cfg.paths.models_dir))
+
+
 def _effective(cfg: AssistantConfig, opts: DrainOptions, start_soc: float | None) -> AssistantConfig:
-    """The config with the run's pack overrides (capacity, time scale, resumed state of charge)."""
+    """The config with the run's pack overrides (capacity, time scale, resumed state of charge) and ladder."""
     bat = cfg.battery
     sim = bat.simulated
     try:
@@ -69,7 +78,7 @@ def _effective(cfg: AssistantConfig, opts: DrainOptions, start_soc: float | None
         governor = cfg.governor if opts.target_hours is None else GovernorConfig(target_hours=opts.target_hours)
     except ValueError as exc:
         raise ConfigError(f"drain-test: {exc}") from exc
-    return replace(cfg, battery=bat, governor=governor)
+    return _ladder_cfg(replace(cfg, battery=bat, governor=governor), opts)
 
 
 def _voice_key(cfg: AssistantConfig, hashes: HashCache) -> str:
@@ -85,7 +94,7 @@ def _corpus(cfg: AssistantConfig, opts: DrainOptions, hashes: HashCache) -> Corp
 def _check_tier(cfg: AssistantConfig, opts: DrainOptions) -> None:
     if opts.tier is None:
         return
-    tiers = ladder_for(cfg)
+    tiers = ladder_for(_ladder_cfg(cfg, opts))
     tier = tiers.tier(opts.tier)
     if tier is None or tier.kind == "shutdown":
         names = ", ".join(t.name for t in tiers.ladder)
@@ -158,7 +167,7 @@ def start_run(
     _check_tier(cfg, opts)
     hashes = HashCache(cfg.paths.state_dir.expanduser() / HASH_CACHE)
     corpus = _corpus(cfg, opts, hashes)
-    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + (opts.tier or "adaptive")
+    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + (opts.tier or "adaptive") + ("-twin" if opts.twin else "")
     files = RunFiles(out if out is not None else run_root(cfg) / run_id)
     if (files.root / "meta.json").exists():
         raise DrainError(f"{files.root} already holds a drain run; continue it with --resume {files.root}")

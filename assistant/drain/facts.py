@@ -89,14 +89,17 @@ class HashCache:
 
 
 def model_hashes(tiers: TierConfig, cache: HashCache) -> dict[str, dict[str, Any]]:
-    """Per llm tier: model path, size and SHA-256 (None for a missing file)."""
+    """Per llm tier: model path, size, SHA-256 (None for a missing file) and the speed-twin label (None: a real model)."""
+    from assistant.models.twin import twin_label
+
     out: dict[str, dict[str, Any]] = {}
     for tier in tiers.tiers:
         if tier.model is None:
             continue
         size = tier.model.stat().st_size if tier.model.is_file() else None
         out[tier.name] = {"model": str(tier.model), "quant": tier.quant, "bytes": size,
-                          "sha256": cache.sha256(tier.model) if size is not None else None}
+                          "sha256": cache.sha256(tier.model) if size is not None else None,
+                          "twin": twin_label(tier.model) if size is not None else None}
     return out
 
 

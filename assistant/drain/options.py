@@ -45,6 +45,8 @@ class DrainOptions:
     target_hours: float | None = None
     """The governor's target for this run: the charge must last this many hours of the pack's time
     (simulated hours on the simulated pack); None: ``governor`` of the configuration."""
+    twin: bool = False
+    """Run on the speed twin's ladder (``assistant models make-twin``) instead of the configured tiers."""
 
     def __post_init__(self) -> None:
         if self.until_pct is not None and not 0.0 <= self.until_pct < 100.0:
@@ -73,10 +75,13 @@ class DrainOptions:
 
     @property
     def mode(self) -> str:
-        """``adaptive``, ``governor <hours> h`` or ``pinned <tier>``."""
+        """``adaptive``, ``governor <hours> h`` or ``pinned <tier>``, with ``on the speed twin`` for a
+        twin run."""
         if self.tier is not None:
-            return f"pinned {self.tier}"
-        return "adaptive" if self.target_hours is None else f"governor {self.target_hours:g} h"
+            mode = f"pinned {self.tier}"
+        else:
+            mode = "adaptive" if self.target_hours is None else f"governor {self.target_hours:g} h"
+        return f"{mode} on the speed twin" if self.twin else mode
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON form."""

@@ -165,9 +165,10 @@ class DrainLoop:
         tid = turn_id(self.run_id, seq)
         speaker = self._speaker_for(seq)
         heard = reply = ""
+        estimate: str | None = None
         try:
             record = self.session.run_turn(speaker, audio=self.feed.chunks(seq), turn_id=tid, play_out=True)
-            heard, reply = record.transcript, record.reply
+            heard, reply, estimate = record.transcript, record.reply, record.words_estimate
         except NoSpeech as exc:
             _LOG.warning("turn %s: %s (logged as a failed turn)", tid, exc)
         finally:
@@ -179,7 +180,8 @@ class DrainLoop:
             raise DrainError(f"turn {tid} did not reach the turn log {self.files.turns}; a drain run without its "
                              "log is worthless, so it stops here (resume it once the disk is writable)")
         self.dialogue.append({"schema": SCHEMA, "turn_id": tid, "seq": seq, "prompt": seq % len(self.feed.corpus),
-                              "reference": self.feed.corpus.prompt_for(seq).text, "heard": heard, "reply": reply})
+                              "reference": self.feed.corpus.prompt_for(seq).text, "heard": heard, "reply": reply,
+                              "reply_is_stand_in": estimate})
         return entry
 
     def _report(self, reading: BatteryReading | None) -> None:

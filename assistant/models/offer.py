@@ -61,6 +61,10 @@ def offer_ladder(model: InstalledModel, entry: CatalogueEntry, *, threads: int =
     ggufs = [(f, model.path / f.name) for f in entry.files if f.name.lower().endswith(".gguf")]
     if not ggufs:
         raise ModelError(f"'{entry.name}' has no GGUF file in {model.path}")
+    base = [path.name for _, path in ggufs if not read_gguf_info(path).chat_template]
+    if base:
+        raise ModelError(f"'{entry.name}' is a base model ({', '.join(base)} has no chat template): no tier is "
+                         "offered, since the appliance cannot hold a conversation with it")
     notes: list[str] = []
     built_from: Path | None = None
     if len(ggufs) > 1 or not entry.ladder:

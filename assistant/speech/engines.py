@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from assistant.config import AssistantConfig
 from assistant.models import embedded
 from assistant.speech.asr import Transcriber
-from assistant.speech.llm import LlamaResponder
+from assistant.speech.llm import LlamaResponder, check_gguf
 from assistant.speech.tts import PiperSynthesizer
 
 _LOG = logging.getLogger(__name__)
@@ -25,18 +27,23 @@ def voice_path(cfg: AssistantConfig) -> Path:
 
 
 def open_responder(cfg: AssistantConfig, model: Path | None = None) -> LlamaResponder:
-    """Load the LLM (``model`` overrides the configured one)."""
+    """Load the LLM (``model`` overrides the configured one); a speed twin gets its stand-in responder."""
+    from assistant.models.twin import twin_info, twin_label
+
     c = cfg.llm
-    return LlamaResponder(
-        model or llm_path(cfg),
-        n_ctx=c.n_ctx,
-        threads=c.threads,
-        max_tokens=c.max_tokens,
-        temperature=c.temperature,
-        seed=c.seed,
-        system_prompt=c.system_prompt,
-        history_turns=c.history_turns,
-    )
+    path = model or llm_path(cfg)
+    check_gguf(path)
+    # only a file marked as a twin is read as one; a damaged header is left to llama.cpp's load to describe
+    twin = twin_info(path) if twin_label(path) is not None else None
+    make: Callable[..., LlamaResponder] = LlamaResponder
+    if twin is not None:
+        from assistant.speech.twin_responder import TwinResponder
+
+        _LOG.warning("%s is a %s: its turns measure speed and energy, their words are estimated", path.name,
+                     twin.label)
+        make = functools.partial(TwinResponder, twin=twin)
+    return make(path, n_ctx=c.n_ctx, threads=c.threads, max_tokens=c.max_tokens, temperature=c.temperature,
+                seed=c.seed, system_prompt=c.system_prompt, history_turns=c.history_turns)
 
 
 def open_synthesizer(cfg: AssistantConfig) -> PiperSynthesizer:

@@ -43,6 +43,8 @@ class Generation:
     text: str = ""
     copy_restarted: bool = False
     """The reply began as a copy of an earlier one, so it was written again without the memory."""
+    words_estimate: str | None = None
+    """How the reply's words are estimated rather than counted (a speed twin's stand-in reply); None: counted."""
 
     @property
     def tps(self) -> float | None:
@@ -283,20 +285,37 @@ class LlamaResponder:
         self.last = gen
         return gen
 
-    def _generate(self, gen: Generation, tokens: list[int], cancel: threading.Event | None,
-                  t0: float) -> Iterator[str]:
-        """Sample a reply to the prompt ``tokens`` (reusing the cached prefix), filling in ``gen``."""
+    def start(self, question: str) -> tuple[Iterator[int], Generation]:
+        """Begin a reply without reading it: the stream of sampled tokens (the appliance's samplers, the
+        conversation memory in the prompt) and its fresh ``last`` record, for a caller that counts the
+        tokens itself (the speed twin)."""
+        if self._llm is None:
+            raise ModelError(f"LLM {self.model_name} is closed")
+        gen = self._start()
+        gen.stop = "length"
+        return self._sample(gen, self.prompt_tokens(question)), gen
+
+    def _sample(self, gen: Generation, tokens: list[int]) -> Iterator[int]:
+        """The sampled tokens of a reply to the prompt ``tokens`` (reusing the cached prefix); the prompt's
+        figures go into ``gen``."""
         llm = self._llm
         cached = _common_prefix(list(llm._input_ids), tokens)
         gen.prompt_total = len(tokens)
         gen.prompt_tokens = len(tokens) - min(cached, len(tokens) - 1)
         llm.set_seed(self.seed)
+        stream: Iterator[int] = llm.generate(
+            tokens, temp=self.temperature, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.1, reset=True
+        )
+        return stream
+
+    def _generate(self, gen: Generation, tokens: list[int], cancel: threading.Event | None,
+                  t0: float) -> Iterator[str]:
+        """Sample a reply to the prompt ``tokens`` (reusing the cached prefix), filling in ``gen``."""
+        llm = self._llm
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         first_at = 0.0
         gen.stop = ""
-        for token in llm.generate(
-            tokens, temp=self.temperature, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.1, reset=True
-        ):
+        for token in self._sample(gen, tokens):
             now = time.perf_counter()
             if cancel is not None and cancel.is_set():
                 gen.stop = "cancelled"

@@ -149,6 +149,7 @@ class Pipeline:
         record.tokens = gen.tokens
         record.tps = gen.tps
         record.words = clock.spoken_words
+        record.words_estimate = gen.words_estimate
         if gen.first_token_s is not None:
             record.first_token_s = (llm_start - end_of_audio) + gen.first_token_s
         if clock.first_audio is not None:
