@@ -23,7 +23,8 @@ from assistant.models.tier_ladder import default_ladder, unavailable_tiers
 from assistant.power.tiers import Tier, TierConfig, choose_tier, length_instruction
 from assistant.speech.asr import Transcriber
 from assistant.speech.engines import open_asr, open_responder, open_synthesizer
-from assistant.speech.llm import Responder, check_gguf
+from assistant.models.gguf_info import check_gguf
+from assistant.speech.llm import Responder
 from assistant.speech.pipeline import Pipeline
 from assistant.speech.speaker import Speaker
 from assistant.speech.tts import PiperSynthesizer

@@ -20,7 +20,7 @@ from assistant.turnlog import TurnLog, read_turns
 from assistant.soak.checks import Outcome, Sample, check_log, check_resources, new_handles
 from assistant.soak.faults import FlakySpeaker, FlakySynthesizer, FlakyTranscriber, engine_error
 from assistant.soak.file_faults import MODEL_FAULTS, DiskFull, ModelFileFault
-from assistant.speech.llm import check_gguf
+from assistant.models.gguf_info import check_gguf
 
 TONE = AudioClip(b"\x10\x00" * 1600, 16000, 1)  # 0.1 s
 
