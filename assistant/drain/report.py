@@ -9,7 +9,8 @@ from typing import Any
 
 from assistant.bench.published import LLMPI, LLMPI_METHOD, LLMPI_WHERE
 from assistant.drain import plots
-from assistant.drain.analysis import REFERENCE_PACK_WH, RunData, TierRow, load_run
+from assistant.drain.analysis import RunData, TierRow, load_run
+from assistant.power.battery_config import REFERENCE_PACK_WH
 from assistant.drain.doc import Bullets, Doc, Format, Heading, Image, Para, Table
 from assistant.drain.facts import describe_machine
 from assistant.atomic import write_json_atomic, write_text_atomic
@@ -175,7 +176,8 @@ def add_study(doc: Doc, runs: list[RunData]) -> None:
     doc.add(Heading("Beside the LLMPi study"), Table(STUDY_HEADER, study_rows(runs), "llrrrlll"))
     doc.add(Bullets([
         "Ours: whole-turn energy (ASR + LLM + TTS) per generated token; energy as labelled (a simulated pack is a "
-        "model, not a measurement); W/BL on the reference 2x18650 pack (19.24 Wh nominal) at the run's usable "
+        "model, not a measurement); W/BL on the reference 2x18650 pack "
+        f"({REFERENCE_PACK_WH} Wh nominal) at the run's usable "
         "fraction; quality not measured.",
         f"The study: {LLMPI_METHOD} Its W/BL uses its own fixed battery.",
     ]))

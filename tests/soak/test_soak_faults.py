@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.device.sim import SimMicrophone
+from assistant.sim.devices import SimMicrophone
 from assistant.errors import AudioDeviceError, ModelError, ModelNotFound
 from assistant.messages import AudioClip, Transcript
 from assistant.models import embedded

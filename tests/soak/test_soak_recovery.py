@@ -16,7 +16,7 @@ from assistant.messages import TurnLogEntry
 from assistant.turnlog import last_turn_number, numbered_turn_id, read_turns
 from assistant.soak.checks import Outcome
 from assistant.soak.driver import Driver
-from assistant.soak.fuzzing import time_limit
+from fuzzing import time_limit
 from assistant.soak.rig import BANDS, Rig, RigOptions, build_rig, question_clips
 
 
