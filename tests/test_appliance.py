@@ -18,7 +18,7 @@ import pytest
 
 from assistant.commands.turn import demo_question
 from assistant.config import AssistantConfig, LlmConfig, PathsConfig
-from assistant.device.appliance import Appliance, State
+from assistant.device.appliance import TRANSITIONS, Appliance, State, _Turn
 from assistant.device.hardware import SimControls, build_appliance
 from assistant.device.led import LedState
 from assistant.messages import AudioClip
@@ -98,6 +98,31 @@ def test_a_whole_turn_by_pressing_the_button(running: Running, question: AudioCl
     assert order == sorted(order)
     audio = np.frombuffer(ctl.speaker.audio.pcm, "<i2")
     assert ctl.speaker.seconds > 1.5 and np.abs(audio).max() > 3000  # earcons and the spoken answer
+
+
+def test_every_state_change_is_a_listed_transition_and_a_stopped_turn_changes_nothing(tmp_path: Path) -> None:
+    appliance, _ = build_appliance(sim_config(tmp_path), sim=True, sim_out=tmp_path / "speaker.wav")
+    try:
+        assert set(TRANSITIONS) == set(State)
+        assert not appliance._enter(State.SPEAKING) and appliance.state is State.IDLE  # idle -> speaking: none
+        appliance._on_press()
+        replaced, turn = _Turn(turn_id="t1", started=0.0), _Turn(turn_id="t2", started=0.0)
+        appliance._turn = turn
+        appliance._on_audio_ended(replaced)  # a late event of a turn a barge-in replaced
+        assert appliance.state is State.LISTENING
+        appliance._on_audio_ended(turn)
+        assert appliance.state is State.THINKING
+        turn.cancel.set()
+        appliance._on_first_audio(turn)  # a cancelled turn's reply does not start speaking
+        assert appliance.state is State.THINKING
+        appliance._on_power_off()
+        appliance._on_turn_over()  # a turn ending during a power-off does not make it idle
+        assert appliance.state is State.STOPPING and not appliance._enter(State.LISTENING)
+        appliance._on_ready()  # the power-off was refused
+        assert [s for _, s in appliance.history] == [State.LISTENING, State.THINKING, State.STOPPING, State.IDLE]
+    finally:
+        appliance._turn = None
+        appliance.close()
 
 
 def test_a_tap_is_ignored(running: Running) -> None:
