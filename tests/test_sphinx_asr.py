@@ -53,7 +53,6 @@ def test_piper_questions(sphinx: SphinxTranscriber, synthesizer: PiperSynthesize
     print(f"pocketsphinx on Piper joe: WER={wer:.3f} RTF={rtf:.3f} load={sphinx.load_s:.2f}s")
     assert wer <= MAX_WER["piper"], pairs
     assert edit_distance(words(pairs[0][1]), words(QUESTIONS[0])) <= 1, pairs[0]
-    assert rtf < 0.5
 
 
 @pytest.mark.parametrize("voice", ESPEAK_VOICES)
