@@ -158,6 +158,35 @@ def test_barge_in_cancels_the_reply_and_listens(tmp_path: Path, question: AudioC
     assert not [t for t in threading.enumerate() if t.name.startswith(("tts-", "turn-"))]
 
 
+def test_a_press_while_speaking_stops_the_reply_where_it_is(running: Running, question: AudioClip) -> None:
+    """Barge-in on scripted engines: the reply is held after its first sentence, so the press comes
+    while it speaks, at a known point, however fast or slow the machine."""
+    from scripted import ScriptedResponder, ScriptedSynthesizer
+
+    app, ctl = running.appliance, running.controls
+    reply = ScriptedResponder("One two three four. Five six seven eight. Nine ten eleven.", "The second answer.")
+    reply.gate_at = 5  # "Five" waits: the first sentence is out and playing
+    app.session.responder = reply  # type: ignore[assignment]
+    app.session.synthesizer = voice = ScriptedSynthesizer()  # type: ignore[assignment]
+    ctl.ask(question)
+    assert reply.reached_gate.wait(60)
+    wait_for(lambda: app.state is State.SPEAKING, 30)
+    turn = app._turn
+    assert turn is not None
+    ctl.press()
+    wait_for(turn.cancel.is_set, 30)
+    reply.gate.set()
+    wait_for(lambda: app.state is State.LISTENING and app.last_cancel_s is not None, 30)
+    ctl.mic.say(question)
+    assert ctl.mic.wait_said(question.seconds + 30)
+    ctl.release()
+    wait_for(lambda: app.turns == 2 and app._turn is None and app.state is State.IDLE, 60)
+    first, second = read_turns(app.session.turn_log.path).entries
+    assert first.cancelled and first.words == 4, first  # the first sentence only: cut where it was
+    assert not second.cancelled and second.words == 3 and voice.sentences[-1] == "The second answer."
+    assert [s for _, s in app.history][-4:] == [State.LISTENING, State.THINKING, State.SPEAKING, State.IDLE]
+
+
 def test_a_failing_turn_is_survived(running: Running, question: AudioClip, monkeypatch: pytest.MonkeyPatch) -> None:
     app, ctl = running.appliance, running.controls
     synth = app.session.synthesizer
