@@ -185,8 +185,11 @@ class Session:
                 if self.simulated:  # a power model, not a measurement: never call it measured
                     span = replace(span, measured=False)
                 after = self.reading()
+                written = self.turn_log.written
                 entry = self.turn_log.write_turn(record, tier=tier, before=before, after=after, energy=span,
                                                  usable_energy_j=self.usable_energy_j)
+                if self.turn_log.written > written:
+                    _LOG.info("[%s] turn record on disk: %s", record.turn_id, self.turn_log.path)
                 record.extra.update(_extra(entry))
 
     def close(self) -> None:
