@@ -5,25 +5,26 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from assistant import __version__
 from assistant.config import load_config
-from assistant.errors import AssistantError
+from assistant.errors import AssistantError, ConfigUnreadable
 
 _LOG = logging.getLogger(__name__)
 
 
 def _command_modules() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
-    from assistant.commands import check, config, models, power, run, turn
+    from assistant.commands import check, config, devices, models, power, run, turn
     from assistant.commands import drain
     from assistant.commands import bench
     from assistant.commands import soak
 
-    return [turn.register, run.register, check.register, models.register, power.register, config.register,
-            drain.register, bench.register, soak.register]
+    return [turn.register, run.register, check.register, devices.register, models.register, power.register,
+            config.register, drain.register, bench.register, soak.register]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,7 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AssistantError as exc:
         if debug:
             raise
-        print(f"assistant: error: {exc}", file=sys.stderr)
+        if isinstance(exc, ConfigUnreadable):  # say the very command line to run instead
+            argv = sys.argv[1:] if argv is None else argv
+            print(f"assistant: error: {exc.message(shlex.join(['assistant', *argv]))}", file=sys.stderr)
+        else:
+            print(f"assistant: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("assistant: interrupted", file=sys.stderr)

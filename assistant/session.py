@@ -4,29 +4,37 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from assistant.config import AssistantConfig, ensure_dir
 from assistant.errors import BatteryReadError, ConfigError, ModelError, ModelNotFound
-from assistant.messages import BatteryReading, TurnRecord
+from assistant.messages import BatteryReading, TurnLogEntry, TurnRecord
+from assistant.power.cutoff import EmptyPoint, power_source
+from assistant.power.empty_store import empty_point_for
 from assistant.power.energy import EnergyMeter
 from assistant.power.fixed_replies import FixedResponder
 from assistant.power.gauges import Gauge, open_gauge
-from assistant.power.tiers import Tier, TierConfig, choose_tier, default_ladder, length_instruction, unavailable_tiers
-from assistant.power.turnlog import TurnLog
+from assistant.power.governor import Costs, Outlook, Plan, TierCost, plan, remaining_energy_j
+from assistant.models.quant_types import quant_of
+from assistant.models.tier_ladder import default_ladder, unavailable_tiers
+from assistant.power.tiers import Tier, TierConfig, choose_tier, length_instruction
 from assistant.speech.asr import Transcriber
 from assistant.speech.engines import open_asr, open_responder, open_synthesizer
 from assistant.speech.llm import Responder, check_gguf
 from assistant.speech.pipeline import Pipeline
 from assistant.speech.speaker import Speaker
 from assistant.speech.tts import PiperSynthesizer
+from assistant.turnlog import TurnLog, last_turn_number, numbered_turn_id, read_turns
 
 _LOG = logging.getLogger(__name__)
 
 TURN_LOG = "turns.jsonl"
+
+STALE_S = 10.0
+"""A battery reading older than this is no evidence (s): it is neither shown nor acted on."""
 
 
 class Session:
@@ -35,6 +43,10 @@ class Session:
     The tier is chosen between turns from the latest battery reading; when it changes, the old
     model is closed before the new one is loaded. A tier whose model fails to load is marked
     unavailable (logged) and the policy is asked again, so a bad model file never ends a turn.
+
+    Only a fresh reading (``STALE_S``) is used; a simulated reading decides a tier only in a
+    ``simulation`` (``run --sim``, a drain test or soak on the simulated pack): anywhere else it is
+    as if there were no gauge, and the appliance runs at the richest tier as on external power.
     """
 
     def __init__(
@@ -46,8 +58,11 @@ class Session:
         turn_log: Path | None = None,
         start_meter: bool = True,
         pin_tier: str | None = None,
+        simulation: bool = False,
     ) -> None:
         self.cfg = cfg
+        self.simulation = simulation
+        """Simulated readings may drive the tier (and, in the appliance, the shutdown) policy."""
         self.models_dir = cfg.paths.models_dir.expanduser()
         self.tiers: TierConfig = ladder_for(cfg)
         self.unavailable: set[str] = unavailable_tiers(self.tiers)
@@ -65,13 +80,25 @@ class Session:
                                     "or corrupt (see `assistant models build-ladder`)")
         self.gauge: Gauge = gauge or open_gauge(cfg.battery)
         self.usable_energy_j = cfg.battery.usable_wh * 3600.0
-        self.simulated = self.gauge.name.startswith("simulated")
-        """The gauge is the simulated pack: energy figures come from its power model."""
-        self.meter = EnergyMeter(self.gauge, usable_energy_j=self.usable_energy_j)
+        self._empty: tuple[str, EmptyPoint] | None = None
+        self.meter = EnergyMeter(self.gauge, usable_energy_j=self.usable_energy_j,
+                                 period_s=self.gauge.poll_period_s)
         self.meter.poll()
         if start_meter:
             self.meter.start()
         self.turn_log = TurnLog(turn_log or ensure_dir(cfg.paths.state_dir) / TURN_LOG)
+        self._turn_number = last_turn_number(self.turn_log.path)
+        self._number_lock = threading.Lock()
+        self.started_unix = time.time()
+        """When the session began: the governor's ``target_hours`` count from here."""
+        self.costs = Costs(rate_window_s=cfg.governor.rate_window_min * 60.0)
+        """What each tier has cost per answer, for the governor and the battery outlook."""
+        if cfg.governor.active:
+            self.costs.add_entries(read_turns(self.turn_log.path).entries)
+        self.plan: Plan | None = None
+        """The governor's last plan (None without a target)."""
+        self.last_entry: TurnLogEntry | None = None
+        """The turn log entry of the last turn (also of a failed one)."""
         self.tier: Tier | None = None
         self.responder: Responder | None = None
         self.transcriber: Transcriber | None = None
@@ -85,16 +112,36 @@ class Session:
 
     # -- battery and tiers ----------------------------------------------------------------------
 
+    @property
+    def empty_point(self) -> EmptyPoint:
+        """Where the pack counts as empty: the configuration's, this gauge's measured one, or its board's
+        (looked up again when the gauge changes, e.g. a HAT found after the start)."""
+        name = self.gauge.name
+        if self._empty is None or self._empty[0] != name:
+            point = empty_point_for(self.cfg.battery, self.gauge.empty_point, gauge=name,
+                                    state_dir=self.cfg.paths.state_dir, config_file=self.cfg.source)
+            self._empty = (name, point)
+        return self._empty[1]
+
     def reading(self) -> BatteryReading | None:
-        """The latest battery reading (the meter's, or a fresh one); None when the gauge fails."""
+        """The latest battery reading if it is fresh (``STALE_S``), taken now when the meter has none yet;
+        None when the gauge is missing, failing or silent."""
         last = self.meter.last_reading()
         if last is not None:
-            return last
+            age = self.meter.reading_age_s()
+            return last if age is not None and age <= STALE_S else None
         try:
             return self.gauge.read()
         except BatteryReadError as exc:
-            _LOG.warning("battery reading failed: %s", exc)
+            _LOG.debug("battery reading failed: %s", exc)  # the appliance raises the alarm; the meter logs it
             return None
+
+    def policy_reading(self) -> BatteryReading | None:
+        """``reading()``, unless it is simulated outside a simulation: then None (no gauge to act on)."""
+        reading = self.reading()
+        if reading is not None and reading.simulated and not self.simulation:
+            return None
+        return reading
 
     def _recheck(self) -> None:
         """Give an unavailable tier another chance once its model file has changed (reinstalled, built)."""
@@ -109,9 +156,14 @@ class Session:
         """Choose the tier for the next turn and make its responder resident."""
         self._recheck()
         while True:
-            tier = choose_tier(self.reading(), self.tiers, self.tier, unavailable=self.unavailable)
+            reading = self.policy_reading()
+            tier = choose_tier(reading, self.tiers, self.tier, empty=self.empty_point, unavailable=self.unavailable)
             if self.pinned is not None and tier.kind != "shutdown":
                 tier = self.pinned
+            elif tier.kind != "shutdown" and reading is not None and power_source(reading) != "external":
+                self.plan = self.governor_plan(reading)
+                if self.plan is not None and self.plan.tier is not None:
+                    tier = self.tiers.tier(self.plan.tier) or tier
             if tier == self.tier and self.responder is not None:
                 return tier
             try:
@@ -125,6 +177,63 @@ class Session:
                 self.unavailable.add(tier.name)
                 self._bad_files[tier.name] = _file_key(tier)
 
+    # -- the governor ------------------------------------------------------------------------
+
+    def _time_scale(self) -> float:
+        """Simulated seconds per real one (a simulated pack can run its clock faster); 1 on a real gauge."""
+        return float(getattr(self.gauge, "time_scale", 1.0))
+
+    def _idle_w(self, reading: BatteryReading) -> float:
+        """The draw between turns (W): between turns the latest reading is an idle one."""
+        if reading.power_w is not None and reading.power_w < 0:
+            return -reading.power_w
+        return 0.0
+
+    def outlooks(self, reading: BatteryReading | None) -> tuple[Plan | None, list[Outlook]]:
+        """The governor's plan (None without a target) and, per available tier, how far the pack goes."""
+        if reading is None or reading.soc_pct is None:
+            return None, []
+        gov, scale, now = self.cfg.governor, self._time_scale(), time.time()
+        hours_left: float | None = None
+        if gov.target_hours is not None:
+            hours_left = max(0.0, gov.target_hours - (now - self.started_unix) * scale / 3600.0)
+        elif gov.until is not None:
+            target = gov.target_unix(self.started_unix)
+            hours_left = max(0.0, ((target or now) - now) / 3600.0)
+        per_hour = self.costs.per_hour(now)
+        costs = {t: TierCost(c.joules * scale, c.seconds * scale, c.answers) for t, c in self.costs.costs().items()}
+        ladder = [t.name for t in self.tiers.ladder if t.name not in self.unavailable]
+        p = plan(ladder, costs, remaining_j=remaining_energy_j(reading.soc_pct, self.empty_point.soc_pct or 0.0,
+                                                               self.usable_energy_j),
+                 idle_w=self._idle_w(reading), per_hour=None if per_hour is None else per_hour / scale,
+                 hours_left=hours_left)
+        return (p if gov.active else None), list(p.outlooks)
+
+    def governor_plan(self, reading: BatteryReading) -> Plan | None:
+        """The governor's plan for the next turn; None without a target."""
+        return self.outlooks(reading)[0]
+
+    def outlook_words(self) -> str:
+        """``About 120 more answers at this tier, 400 at the lowest.`` (and whether the target is met)."""
+        reading = self.reading()
+        p, looks = self.outlooks(reading)
+        known = {o.tier: o for o in looks if o.answers is not None}
+        current = known.get(self.tier.name) if self.tier is not None else None
+        lowest = next((known[t] for t in reversed([o.tier for o in looks]) if t in known), None)
+        if current is None and lowest is None:
+            return ""
+        parts = []
+        if current is not None:
+            parts.append(f"about {current.answers} more answers at this tier")
+        if lowest is not None and lowest is not current:
+            parts.append(f"{lowest.answers} at the lowest")
+        text = ", ".join(parts).capitalize() + "."
+        if p is not None and p.target_hours_left is not None:
+            meets = current.meets_target if current is not None else None
+            text += (" That lasts to the target." if meets else " The target will not be met at this tier."
+                     if meets is False else "")
+        return text
+
     def _switch(self, tier: Tier) -> None:
         old = self.tier
         if self.responder is not None:
@@ -135,15 +244,21 @@ class Session:
             prompt = llm.system_prompt
             if tier.reply_words:
                 prompt = f"{prompt} {length_instruction(tier)}"
-            tier_llm = replace(llm, n_ctx=tier.n_ctx, max_tokens=tier.max_tokens,
+            tier_llm = replace(llm, n_ctx=min(tier.n_ctx, llm.n_ctx), max_tokens=min(tier.max_tokens, llm.max_tokens),
                                threads=tier.threads or llm.threads, system_prompt=prompt)
             self.responder = open_responder(replace(self.cfg, llm=tier_llm), tier.model)
         else:
-            self.responder = FixedResponder(battery=self.reading, tier=lambda: self.tier)
+            self.responder = FixedResponder(battery=self.reading, tier=lambda: self.tier, outlook=self.outlook_words)
         self.tier = tier
         _LOG.info("tier %s -> %s (%s)", old.name if old else "none", tier.name, tier.quant)
 
     # -- turns --------------------------------------------------------------------------------
+
+    def new_turn_id(self) -> str:
+        """The id of the next turn: one above the last number in the turn log (``turnlog.numbered_turn_id``)."""
+        with self._number_lock:
+            self._turn_number += 1
+            return numbered_turn_id(self._turn_number)
 
     def run_turn(
         self,
@@ -160,15 +275,17 @@ class Session:
         With ``play_out`` the turn lasts until the speaker has played the answer (or ``cancel`` is
         set during playback, which marks the turn cancelled): the record then covers what was heard.
         """
-        tier = self.select_tier()
-        assert self.responder is not None and self.synthesizer is not None
+        record = TurnRecord(turn_id=turn_id or self.new_turn_id())
+        started = time.time()
         before = self.reading()
         start = self.meter.mark()
-        pipeline = Pipeline(self.transcriber, self.responder, self.synthesizer, speaker,
-                            first_clause_words=self.cfg.tts.first_clause_words)
-        record: TurnRecord | None = None
+        tier: Tier | None = None
         try:
-            record = pipeline.run_turn(audio=audio, text=text, cancel=cancel, turn_id=turn_id)
+            tier = self.select_tier()  # inside: a tier that fails to load is a failed turn, logged
+            assert self.responder is not None and self.synthesizer is not None
+            pipeline = Pipeline(self.transcriber, self.responder, self.synthesizer, speaker,
+                                first_clause_words=self.cfg.tts.first_clause_words)
+            pipeline.run_turn(audio=audio, text=text, cancel=cancel, record=record)
             if play_out and not record.cancelled:
                 while not speaker.wait(0.05):
                     if cancel is not None and cancel.is_set():
@@ -176,21 +293,20 @@ class Session:
                         break
             return record
         except Exception as exc:  # logged whatever failed (an engine may raise its own types), then raised
-            record = TurnRecord(turn_id=turn_id or "failed", error=f"{type(exc).__name__}: {exc}")
+            record.error = f"{type(exc).__name__}: {exc}"  # with what the turn did until then
+            record.cancelled = record.cancelled or (cancel is not None and cancel.is_set())
             raise
         finally:
-            if record is not None:
-                self.meter.poll()
-                span = self.meter.record_turn(start, self.meter.mark())
-                if self.simulated:  # a power model, not a measurement: never call it measured
-                    span = replace(span, measured=False)
-                after = self.reading()
-                written = self.turn_log.written
-                entry = self.turn_log.write_turn(record, tier=tier, before=before, after=after, energy=span,
-                                                 usable_energy_j=self.usable_energy_j)
-                if self.turn_log.written > written:
-                    _LOG.info("[%s] turn record on disk: %s", record.turn_id, self.turn_log.path)
-                record.extra.update(_extra(entry))
+            self.meter.poll()
+            span = self.meter.record_turn(start, self.meter.mark())
+            after = self.reading()
+            written = self.turn_log.written
+            self.last_entry = self.turn_log.write_turn(record, tier=tier, before=before, after=after, energy=span,
+                                                       usable_energy_j=self.usable_energy_j, plan=self.plan)
+            if self.turn_log.written > written:
+                _LOG.info("[%s] turn record on disk: %s", record.turn_id, self.turn_log.path)
+            if tier is not None and not record.error and not record.cancelled:
+                self.costs.add_turn(tier.name, span.joules, span.seconds, started)
 
     def close(self) -> None:
         """Stop the meter and free every engine."""
@@ -219,10 +335,10 @@ def ladder_for(cfg: AssistantConfig) -> TierConfig:
     if cfg.llm.model is None:
         return default_ladder(cfg.paths.models_dir.expanduser())
     check_gguf(cfg.llm.model)
-    single = Tier(name="configured", model=cfg.llm.model, quant=_quant_of(cfg.llm.model), enter_soc_pct=10.0,
+    single = Tier(name="configured", model=cfg.llm.model, quant=quant_of(cfg.llm.model), enter_soc_pct=10.0,
                   n_ctx=cfg.llm.n_ctx, max_tokens=cfg.llm.max_tokens, threads=cfg.llm.threads)
     return TierConfig(tiers=[single, Tier(name="fixed", kind="fixed", enter_soc_pct=5.0),
-                             Tier(name="shutdown", kind="shutdown", enter_soc_pct=0.0)], shutdown_soc_pct=5.0)
+                             Tier(name="shutdown", kind="shutdown", enter_soc_pct=0.0)])
 
 
 def _file_key(tier: Tier | None) -> tuple[int, int] | None:
@@ -234,27 +350,3 @@ def _file_key(tier: Tier | None) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_mtime_ns, st.st_size
-
-
-def _quant_of(path: Path) -> str:
-    stem = path.name.upper()
-    for q in ("Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_0", "Q5_1", "Q4_K_M", "Q4_K_S", "Q4_0", "Q4_1",
-              "Q3_K_M", "Q3_K_S", "Q2_K", "TQ1_0", "TQ2_0", "F16", "BF16"):
-        if q in stem:
-            return q
-    return "unknown"
-
-
-def _extra(entry: dict[str, Any]) -> dict[str, Any]:
-    battery = entry.get("battery_before") or {}
-    return {
-        "tier": entry.get("tier"),
-        "quant": entry.get("quant"),
-        "battery_pct": battery.get("soc_pct"),
-        "battery_source": battery.get("source"),
-        "energy_j": entry.get("energy_j"),
-        "energy_measured": entry.get("energy_measured"),
-        "tpj": entry.get("tpj"),
-        "wbl": entry.get("wbl"),
-    }
-

@@ -28,7 +28,7 @@ for p in libportaudio2 cmake g++ python3-venv python3-dev; do
   fi
 done
 if [ "$mode" = test ]; then
-  for p in espeak-ng pulseaudio pulseaudio-utils libasound2-plugins systemd shellcheck; do
+  for p in espeak-ng pulseaudio pulseaudio-utils libasound2-plugins systemd shellcheck debootstrap; do
     command -v dpkg-query >/dev/null && ! have_pkg "$p" && need+=("$p")
   done
 fi

@@ -12,6 +12,7 @@ os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
 
 from assistant.config import AssistantConfig, LlmConfig  # noqa: E402
 from assistant.models import embedded  # noqa: E402
+from assistant.models.twin_make import TwinBuild  # noqa: E402
 from assistant.speech.llm import LlamaResponder  # noqa: E402
 from assistant.speech.tts import PiperSynthesizer  # noqa: E402
 
@@ -51,11 +52,30 @@ def tmp_config(tmp_path: Path) -> AssistantConfig:
 
 @pytest.fixture(scope="session")
 def ladder_files(smollm2: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Q8_0 and Q2_K re-quantizations of the embedded model, built once for the session."""
-    from assistant.models.ladder import build_ladder
+    """Q8_0 and Q2_K re-quantizations of the embedded model, built once for the session: stand-ins for a
+    slower and a faster tier. The Q8_0 file is the Q4_1 re-quantized up, which the appliance's ladders never
+    do (it adds size, not quality); these tests only need its size and speed, so it is made directly."""
+    from assistant.models.ladder import ladder_file, quantize
 
     out = tmp_path_factory.mktemp("ladder")
-    entries = build_ladder(smollm2, out, ["Q8_0", "Q2_K"])
-    files = {e.requested: e.path for e in entries}
-    files["Q4_1"] = smollm2
+    files = {"Q4_1": smollm2}
+    for qtype in ("Q8_0", "Q2_K"):
+        files[qtype] = ladder_file(out, smollm2, qtype)
+        quantize(smollm2, files[qtype], qtype)
     return files
+
+
+TINY_TWIN_TYPES = ("Q8_0", "Q4_K_M", "Q2_K", "TQ2_0")
+
+
+@pytest.fixture(scope="session")
+def tiny_twin(smollm2: Path, tmp_path_factory: pytest.TempPathFactory) -> TwinBuild:
+    """A small speed twin (widths 256/512, two layers) made by `make_twin` itself; its models directory is
+    ``tiny_twin.folder.parent``."""
+    from assistant.commands.ladder import write_tiers_config
+    from assistant.models.twin_make import TwinShape, WordsPerToken, make_twin
+
+    models = tmp_path_factory.mktemp("twin-models")
+    return make_twin(models, WordsPerToken(0.75, "given by the test"), tokenizer_from=smollm2,
+                     shape=TwinShape("Tiny-Test", hidden=256, layers=2, ffn=512, heads=4, kv_heads=2),
+                     types=TINY_TWIN_TYPES, write_tiers=write_tiers_config)

@@ -39,9 +39,15 @@ def write_config(
     capacity_wh: float,
     time_scale: float = 1.0,
     rungs: list[dict[str, Any]] | None = None,
-    shutdown_soc_pct: float = 20.0,
+    empty_soc_pct: float = 20.0,
+    idle_w: float | None = None,
+    w_per_busy_core: float | None = None,
 ) -> Path:
-    """A config file: state under ``tmp_path``, the simulated pack, a ladder over the test's GGUF files."""
+    """A config file: state under ``tmp_path``, the simulated pack, a ladder over the test's GGUF files.
+
+    ``idle_w`` and ``w_per_busy_core`` override the pack's Pi 5 figures: a draw that is mostly CPU work
+    (counted in this process's CPU time) and little idle draw (counted in wall time) makes the energy of a
+    turn nearly independent of other work slowing the machine."""
     ladder = rungs if rungs is not None else [
         tier("q8_0", files["Q8_0"], "Q8_0", 70.0, max_tokens=16),
         tier("q2_k", files["Q2_K"], "Q2_K", 40.0, max_tokens=12),
@@ -50,9 +56,12 @@ def write_config(
     data = {
         "paths": {"state_dir": str(tmp_path / "state"), "models_dir": str(tmp_path / "models")},
         "asr": {"engine": "pocketsphinx"},
-        "battery": {"kind": "simulated", "capacity_wh": capacity_wh, "simulated": {"time_scale": time_scale}},
+        "battery": {"kind": "simulated", "capacity_wh": capacity_wh, "simulated": {"time_scale": time_scale, **({} if idle_w is None else {"idle_w": idle_w}),
+                                                                          **({} if w_per_busy_core is None else
+                                                                             {"w_per_busy_core": w_per_busy_core})},
+                    "empty_soc_pct": empty_soc_pct},
         "tiers": {"tiers": ladder + [{"name": "shutdown", "kind": "shutdown", "enter_soc_pct": 0.0}],
-                  "shutdown_soc_pct": shutdown_soc_pct, "hysteresis_pct": 3.0},
+                  "hysteresis_pct": 3.0},
     }
     path = tmp_path / "assistant.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")

@@ -16,6 +16,8 @@ from assistant.bench.runner import SCHEMA, json_ready, run_bench
 from assistant.bench.settings import TINY
 from assistant.bench.table import render
 from assistant.config import AssistantConfig
+from assistant.models.twin import LABEL
+from assistant.models.twin_make import TwinBuild
 from assistant.power.tiers import Tier, TierConfig
 
 pytestmark = pytest.mark.slow
@@ -27,12 +29,13 @@ def close(a: float | None, b: float | None, rel: float = 1e-9) -> bool:
 
 
 @pytest.fixture(scope="module")
-def bench(ladder_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One tiny run over a Q8_0 tier and the Q4_1 source tier, as the CLI writes it (strict JSON)."""
+def bench(ladder_files: dict[str, Path], tiny_twin: TwinBuild, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One tiny run over a Q8_0 tier and the Q4_1 source tier, and the speed twin's ladder beside them, as the CLI
+    writes it (strict JSON)."""
     from assistant.config import PathsConfig
 
     root = tmp_path_factory.mktemp("bench")
-    cfg = replace(AssistantConfig(), paths=PathsConfig(state_dir=root / "state", models_dir=root / "models"))
+    cfg = replace(AssistantConfig(), paths=PathsConfig(state_dir=root / "state", models_dir=tiny_twin.folder.parent))
     tiers = TierConfig(tiers=[
         Tier(name="q8_0", model=ladder_files["Q8_0"], quant="Q8_0", enter_soc_pct=50.0, max_tokens=48,
              threads=1),
@@ -41,7 +44,7 @@ def bench(ladder_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactor
         Tier(name="fixed", kind="fixed", enter_soc_pct=5.0),
         Tier(name="shutdown", kind="shutdown"),
     ])
-    result = run_bench(cfg, TINY, tiers=tiers)
+    result = run_bench(cfg, TINY, tiers=tiers, twin=True)
     return dict(json.loads(json.dumps(json_ready(result), allow_nan=False)))
 
 
@@ -90,6 +93,22 @@ def test_energy_figures_are_consistent(bench: dict[str, Any]) -> None:
         assert close(t["gen_tps"], statistics.median(r["tps"] for r in runs))
 
 
+def test_the_twin_ladder_is_measured_beside_the_real_one(bench: dict[str, Any]) -> None:
+    twin = bench["twin"]
+    assert twin["label"] == LABEL and twin["shapes_of"] == "Tiny-Test" and twin["missing_tiers"] == []
+    assert [t["name"] for t in twin["tiers"]] == ["q8_0", "q4_k_m", "q2_k", "tq2_0"]
+    for t in twin["tiers"]:
+        e = t["energy"]
+        assert t["twin"] == LABEL and t["quality"] == {"none": LABEL}  # random weights: no quality figure
+        assert all(r["words"] == round(r["tokens"] * 0.75) for r in t["speed_runs"])  # estimated, and said so
+        assert "estimated: tokens x 0.750" in e["words_estimated"] and t["gen_tps"] > 0 and t["prompt_tps"] > 0
+        assert t["gen_cpu_ms_per_token"] is not None and t["gen_cpu_ms_per_token"] > 0
+        cpu = sum(r["cpu_s"] * r["decode_s"] / r["seconds"] for r in t["speed_runs"])
+        assert close(t["gen_cpu_ms_per_token"], 1000 * cpu / e["gen_tokens"])
+    assert len(twin["findings"]) == 3 and twin["ladder"].startswith("TPJ q8_0")
+    assert all(t["gen_cpu_ms_per_token"] > 0 and t["twin"] is None for t in bench["tiers"])
+
+
 def test_quality_is_relative_to_the_top_tier(bench: dict[str, Any]) -> None:
     top = bench["tiers"][0]["quality"]
     assert top["perplexity_rel"] == 1.0 and top["reference_tier"] == "q8_0"
@@ -129,6 +148,25 @@ def test_speech_and_end_to_end(bench: dict[str, Any]) -> None:
         assert turn["first_audio_s"] > 0 and turn["reply"]
 
 
+def test_cold_and_warm_accuracy_and_the_answer_share(bench: dict[str, Any]) -> None:
+    acc = bench["speech"]["accuracy"]
+    assert [a["engine"] for a in acc] == ["pocketsphinx (fallback, en-US)"]
+    sets = acc[0]["sets"]
+    assert sets["piper"]["utterances"] == 3, "one question in three formats"
+    assert sets["people"]["utterances"] == 2
+    for row in sets.values():
+        assert set(row["wer"]) == {"cold_file", "warm_file", "cold_stream_prior", "cold_stream_saved", "warm_stream"}
+        assert all(0.0 <= w <= 2.0 for w in row["wer"].values())
+        assert row["wer"]["cold_file"] == row["wer"]["warm_file"], "a file decoded whole does not depend on the past"
+        for wait in row["final_wait_s"].values():
+            assert wait["total"] > 0 and wait["ms_per_audio_s"] > 0
+    ans = bench["speech"]["answers"]
+    assert ans["questions"] == 2 and set(ans["share"]) == {"text", "text_lower", "text_normalised", "spoken_raw",
+                                                           "spoken"}
+    for run in ans["runs"]:
+        assert run["asked"]["spoken"][0].isupper() and run["asked"]["spoken"].endswith("?")
+
+
 def test_idle_appliance(bench: dict[str, Any]) -> None:
     idle = bench["idle"]
     assert idle["tier"] == "q8_0"  # the full simulated pack picks the top tier
@@ -139,11 +177,12 @@ def test_idle_appliance(bench: dict[str, Any]) -> None:
 
 def test_targets_and_report(bench: dict[str, Any], tmp_path: Path) -> None:
     statuses = {v["target"].split(" ")[0]: v["status"] for v in bench["targets"]}
-    assert len(bench["targets"]) == 6
+    assert len(bench["targets"]) == 10
     assert set(statuses.values()) <= {"PASS", "MISS", "NOT CHECKED"}
     text = render(bench)
     for needle in ("q8_0", "q4_1", "LLMPi", "Engine overhead", "pocketsphinx", "streaming", "Idle", "Targets",
-                   "power model, not measured"):
+                   "power model, not measured", "first utterance after a start", "answered right",
+                   f"SPEED TWIN of Tiny-Test ({LABEL})", "Words of the twin are estimated", "CPU ms"):
         assert needle in text, needle
     png = tmp_path / "bench.png"
     write_plot(bench, png)

@@ -9,14 +9,21 @@ import sys
 import time
 from typing import Any
 
+import pytest
+
 from assistant.bench.energy_probe import EnergyProbe
-from assistant.bench.machine import CpuWatch, cpu_seconds, median, p95, peak_rss_mb, ratio, rss_mb
+from assistant.bench.machine import CpuWatch, cpu_seconds, peak_rss_mb, rss_mb
+from assistant.stats import median, p95, ratio
 from assistant.bench.published import LLMPI, study_quant, study_row
 from assistant.bench.targets import (
+    answer_share_target,
     asr_target,
+    cold_warm_target,
     engine_target,
     idle_targets,
     ladder_target,
+    people_cold_target,
+    piper_cold_target,
     streaming_target,
     tier_findings,
 )
@@ -95,7 +102,7 @@ def test_published_figures_and_quant_levels() -> None:
 
 def test_statistics_helpers() -> None:
     assert median([3.0, 1.0, 2.0]) == 2.0 and median([]) is None
-    assert p95([1.0, 2.0]) == 2.0 and p95([]) is None
+    assert p95([1.0, 2.0]) == pytest.approx(1.95) and p95([]) is None
     assert math.isclose(p95([float(i) for i in range(101)]) or 0.0, 95.0)
     assert ratio(1.0, 0.0) is None and ratio(None, 2.0) is None and ratio(1.0, 4.0) == 0.25
 
@@ -151,3 +158,32 @@ def test_a_tier_that_is_hardly_faster_gets_a_fix() -> None:
     (finding,) = tier_findings(tiers)
     assert "hardly faster (142 vs 141 tok/s)" in finding
     assert finding.endswith("or drop this tier.")
+
+
+def accuracy(file_cold: float, saved: float, warm: float, read: float) -> dict[str, Any]:
+    wer = {"cold_file": file_cold, "warm_file": file_cold, "cold_stream_prior": 0.5, "cold_stream_saved": saved,
+           "warm_stream": warm}
+    return {"accuracy": [{"engine": "pocketsphinx", "english": True, "sets": {
+        "piper": {"wer": wer},
+        "people": {"wer": wer, "wer_by_kind": {"read speech": {**wer, "cold_file": read}}}}},
+        {"engine": "vosk (Korean)", "english": False, "sets": {"piper": {"wer": {}}}}]}
+
+
+def test_cold_warm_targets() -> None:
+    good = accuracy(0.16, 0.17, 0.16, 0.24)
+    assert cold_warm_target(good).status == "PASS" and "prior only 0.50" in cold_warm_target(good).detail
+    assert cold_warm_target(accuracy(0.16, 0.20, 0.16, 0.2)).status == "MISS", "saved state 0.04 above warm"
+    assert piper_cold_target(good).status == "PASS"
+    assert piper_cold_target(accuracy(0.23, 0.2, 0.2, 0.2)).status == "MISS"
+    assert people_cold_target(good).status == "PASS"
+    assert people_cold_target(accuracy(0.1, 0.1, 0.1, 0.26)).status == "MISS"
+    assert cold_warm_target({}).status == piper_cold_target(None).status == "NOT CHECKED"
+
+
+def test_answer_share_target() -> None:
+    share = {"text": 0.8, "text_lower": 0.7, "text_normalised": 0.8, "spoken_raw": 0.6, "spoken": 0.75}
+    answers = {"questions": 20, "share": share, "asr": "pocketsphinx", "tier": "q8_0"}
+    v = answer_share_target({"answers": answers})
+    assert v.status == "PASS" and "spoken 75 % vs typed 80 %" in v.detail
+    assert answer_share_target({"answers": {**answers, "share": {**share, "spoken": 0.65}}}).status == "MISS"
+    assert answer_share_target({}).status == "NOT CHECKED"

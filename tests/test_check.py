@@ -32,3 +32,32 @@ def test_check_reports_failures_with_fixes(tmp_path: Path, monkeypatch: pytest.M
     out = capsys.readouterr().out
     assert "FAIL  microphone" in out and "no-such-mic" in out
     assert "FAIL  button" in out and "no press within" in out
+
+
+def test_check_fails_without_a_gauge_and_says_what_to_do(tmp_path: Path) -> None:
+    """No HAT on a device: FAIL, with the fix; the appliance would run without a power-off."""
+    from assistant.config import AssistantConfig
+    from assistant.device.selftest import check_gauge
+    from assistant.power.gauges.emu_bus import EmulatedBus
+
+    (tmp_path / "i2c-1").touch()
+    cfg = AssistantConfig()
+    check = check_gauge(cfg, bus=EmulatedBus({}), dev_dir=tmp_path)
+    assert check.verdict == "fail" and "no battery gauge found" in check.detail
+    assert "i2cdetect -y 1" in check.fix and "never powers off" in check.fix
+    simulated = check_gauge(cfg, dev_dir=tmp_path / "none")  # kind auto, no I2C at all: raise, not simulate
+    assert simulated.verdict == "fail"
+
+
+def test_check_shows_the_empty_point_of_a_found_gauge(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from assistant.config import AssistantConfig, PathsConfig
+    from assistant.device.selftest import check_gauge
+    from assistant.power.gauges.emu_bus import EmulatedBus
+    from assistant.power.gauges.emu_ina219 import EmulatedIna219
+
+    cfg = replace(AssistantConfig(), paths=PathsConfig(state_dir=tmp_path, models_dir=tmp_path))
+    check = check_gauge(cfg, bus=EmulatedBus({0x42: EmulatedIna219(pack_voltage_v=7.7, current_a=-0.6)}))
+    assert check.verdict == "pass" and "power source battery" in check.detail
+    assert "SoC 12 % or 3.55 V per cell (board preset waveshare_b" in check.detail

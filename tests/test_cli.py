@@ -40,6 +40,7 @@ def test_demo_json_is_a_full_spoken_exchange(tmp_path: Path) -> None:
     assert data["asr_engine"] == "pocketsphinx (fallback)"
     assert "fallback" in proc.stderr  # the log says so too
     assert data["answer_wav"] == str(out)
+    assert data["turn_log"]["turn_id"] == data["turn_id"] and data["turn_log"]["words"] == data["words"]
     with wave.open(str(out)) as w:
         assert w.getnframes() / w.getframerate() > 1.0
 

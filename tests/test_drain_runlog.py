@@ -9,10 +9,13 @@ from typing import Any
 import pytest
 
 from assistant.drain.options import DrainOptions
-from assistant.drain.runlog import DrainError, RunFiles, last_record, scan_turns, seq_of, turn_id, write_json_atomic
+from assistant.atomic import write_json_atomic
+from assistant.drain.runlog import DrainError, RunFiles, scan_turns, seq_of, turn_id
 from assistant.drain.state import RunState, new_state
 from assistant.errors import ConfigError
-from assistant.power.turnlog import TurnLog
+from assistant.jsonl import last_line
+from assistant.messages import TurnLogEntry
+from assistant.turnlog import TurnLog, last_turn
 
 
 def _line(run: str, seq: int, words: int = 3) -> dict[str, object]:
@@ -34,35 +37,37 @@ def test_scan_finds_torn_duplicate_missing_and_foreign_lines(tmp_path: Path) -> 
     with path.open("ab") as fh:
         fh.write(b'{"schema": 1, "turn_id": "run#000004", "ti')
     scan = scan_turns(path, "run")
-    assert [r["seq"] for r in scan.records] == [0, 1, 3]
+    assert scan.seqs == [0, 1, 3] and [e.turn_id for e in scan.entries] == ["run#000000", "run#000001", "run#000003"]
     assert scan.duplicates == [1] and scan.missing == [2] and scan.foreign == 1 and scan.torn_lines == 1
     assert scan.next_seq == 4
     log.append(_line("run", 4))  # the appender closes the torn line first: it becomes a bad line, not a lost record
     again = scan_turns(path, "run")
     assert again.torn_lines == 0 and again.bad_lines == [6] and again.next_seq == 5
-    assert last_record(path) == dict(_line("run", 4))
+    assert last_line(path) == dict(_line("run", 4))
+    assert last_turn(path) == TurnLogEntry.from_json(_line("run", 4))
 
 
 def test_last_record_ignores_an_unterminated_tail(tmp_path: Path) -> None:
     path = tmp_path / "log.jsonl"
-    assert last_record(path) is None
+    assert last_line(path) is None
     path.write_text(json.dumps({"a": 1}) + "\n" + '{"a": 2')
-    assert last_record(path) is None  # the torn tail is not a record, and nothing else is trusted blindly
+    assert last_line(path) is None  # the torn tail is not a record, and nothing else is trusted blindly
     path.write_text(json.dumps({"a": 1}) + "\n")
-    assert last_record(path) == {"a": 1}
+    assert last_line(path) == {"a": 1}
+    assert last_turn(path) is None  # a line, but not a turn
 
 
 def test_state_is_replaced_atomically_and_counts_turns(tmp_path: Path) -> None:
     files = RunFiles(tmp_path)
     state = RunState(files, new_state("run"))
-    state.add_turn(_line("run", 0, words=5), 0)
-    state.add_turn({**_line("run", 1, words=2), "error": "NoSpeech: nothing heard"}, 1)
+    state.add_turn(TurnLogEntry.from_json(_line("run", 0, words=5)), 0)
+    state.add_turn(TurnLogEntry.from_json({**_line("run", 1, words=2), "error": "NoSpeech: nothing heard"}), 1)
     state.save()
     data = json.loads(files.state.read_text())
     assert (data["turns"], data["words"], data["tokens"], data["errors"], data["next_seq"]) == (2, 7, 8, 1, 2)
     assert data["turn_energy_j"] == pytest.approx(3.0)
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
-    assert oct(files.state.stat().st_mode & 0o777) == "0o644"
+    assert oct(files.state.stat().st_mode & 0o777) == "0o600"  # as every atomically written file (README)
     write_json_atomic(files.state, {"x": 1})
     assert json.loads(files.state.read_text()) == {"x": 1}
 

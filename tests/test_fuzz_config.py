@@ -9,7 +9,6 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -87,7 +87,7 @@ def test_arbitrary_server_bytes(reply: bytes) -> None:
     gauge.close()
 
 
-ANSWERED = ("battery", "battery_v", "battery_i", "battery_power_plugged", "battery_charging")
+ANSWERED = ("model", "battery", "battery_v", "battery_i", "battery_power_plugged", "battery_charging")
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -102,9 +102,16 @@ def test_answers_in_order_with_arbitrary_values_and_pushed_lines(answers: tuple[
 
 
 def test_a_well_formed_answer_with_events_reads() -> None:
-    reply = ("single\nbattery: 87.5\nbattery_v: 4.02\nlong\nbattery_i: -0.42\n"
+    reply = ("single\nmodel: PiSugar 2 (4-LEDs)\nbattery: 87.5\nbattery_v: 4.02\nlong\nbattery_i: -0.42\n"
              "battery_power_plugged: false\nbattery_charging: false\n")
     gauge = ScriptedGauge(reply.encode())
     reading = gauge.read()
     assert reading.soc_pct == 87.5 and reading.voltage_v == 4.02 and reading.current_a == -0.42
     assert reading.external_power is False and gauge.connections == 1
+
+
+def test_a_pisugar3_answer_reads_its_output_current_as_an_estimate() -> None:
+    reply = ("model: PiSugar 3\nbattery: 55\nbattery_v: 3.9\nbattery_i: 0.8\n"
+             "battery_power_plugged: false\nbattery_charging: false\n")
+    reading = ScriptedGauge(reply.encode()).read()
+    assert reading.current_a is None and reading.power_w == -4.0 and reading.power_estimated

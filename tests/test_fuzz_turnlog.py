@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assistant.power.turnlog import LogRead, TurnLog, read_log, summarize
+from assistant.messages import TurnLogEntry
+from assistant.turnlog import TurnLog, TurnsRead, read_turns, summarize
 from assistant.soak.fuzzing import time_limit
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow,
@@ -25,19 +25,27 @@ FIELDS = ("schema", "turn_id", "tier", "words", "tokens", "energy_j", "tps", "fi
 records = st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=6), json_values, max_size=8)
 
 
-def read(tmp_path: Path, data: bytes) -> LogRead:
+def read(tmp_path: Path, data: bytes) -> TurnsRead:
     path = tmp_path / "turns.jsonl"
     path.write_bytes(data)
     with time_limit(5.0):
-        return read_log(path)
+        return read_turns(path)
 
 
-def check(result: LogRead, data: bytes) -> None:
+def check(result: TurnsRead, data: bytes) -> None:
+    """Every line is accounted for at most once; every entry is typed as its fields say, so ``stats``
+    can add and compare them; the summary counts every entry."""
     lines = data.split(b"\n")
     assert result.torn_lines <= 1
-    assert len(result.records) + len(result.bad_lines) + result.torn_lines <= sum(1 for x in lines if x.strip())
-    for record in result.records:
-        assert isinstance(record, dict) and isinstance(record["schema"], int)
+    assert len(result.entries) + len(result.bad_lines) + result.torn_lines <= sum(1 for x in lines if x.strip())
+    for e in result.entries:
+        assert isinstance(e, TurnLogEntry) and isinstance(e.schema, int) and isinstance(e.turn_id, str)
+        assert all(isinstance(n, int) for n in (e.words, e.tokens, e.prompt_tokens))
+        assert all(x is None or isinstance(x, float) for x in (e.energy_j, e.tps, e.total_s, e.pack_usable_j))
+        assert e.tier is None or isinstance(e.tier, str)
+    with time_limit(5.0):
+        stats = summarize(result.entries)
+    assert sum(s.turns for s in stats.values()) == len(result.entries)
 
 
 @FUZZ
@@ -70,10 +78,10 @@ def test_arbitrary_lines(tmp_path: Path, lines: list[bytes], final_newline: bool
 def test_records_of_the_right_types_summarize(tmp_path: Path, entries: list[dict[str, object]]) -> None:
     data = "".join(json.dumps(e) + "\n" for e in entries).encode()
     result = read(tmp_path, data)
-    assert len(result.records) == len(entries)
-    with time_limit(5.0):
-        stats = summarize(result.records)
-    assert sum(s.turns for s in stats.values()) == len(entries)
+    assert len(result.entries) == len(entries)
+    check(result, data)
+    stats = summarize(result.entries)
+    assert sum(s.words for s in stats.values()) == sum(int(e.get("words") or 0) for e in entries)  # type: ignore[call-overload]
 
 
 def test_a_torn_last_line_is_reported_and_the_next_record_survives(tmp_path: Path) -> None:
@@ -81,12 +89,15 @@ def test_a_torn_last_line_is_reported_and_the_next_record_survives(tmp_path: Pat
     log.append({"schema": 1, "turn_id": "a"})
     with (tmp_path / "turns.jsonl").open("ab") as fh:
         fh.write(b'{"schema": 1, "turn_id": "to')  # power cut while writing
-    assert read_log(log.path).torn_lines == 1
+    assert read_turns(log.path).torn_lines == 1
     log.append({"schema": 1, "turn_id": "b"})
-    result = read_log(log.path)
-    assert [r["turn_id"] for r in result.records] == ["a", "b"] and result.bad_lines == [2]
+    result = read_turns(log.path)
+    assert [r.turn_id for r in result.entries] == ["a", "b"] and result.bad_lines == [2]
 
 
 def test_a_record_with_a_non_numeric_count_does_not_break_stats(tmp_path: Path) -> None:
-    result = read(tmp_path, b'{"schema": 1, "turn_id": "x", "words": "many"}\n')
-    summarize(result.records)
+    result = read(tmp_path, b'{"schema": 1, "turn_id": "x", "words": "many", "tokens": 4, "energy_j": "2"}\n')
+    (e,) = result.entries
+    assert (e.words, e.tokens, e.energy_j) == (0, 4, None)
+    stats = summarize(result.entries)["(none)"]
+    assert (stats.turns, stats.words, stats.tokens, stats.energy_turns) == (1, 0, 4, 0)

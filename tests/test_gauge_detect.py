@@ -89,8 +89,29 @@ def test_auto_finds_ina219_cd_at_0x43_next_to_another_mcu_at_0x2d() -> None:
     assert chip.calibration == 26876 and chip.config == 0x0EEF
 
 
-def test_auto_ignores_a_fuel_gauge_with_another_version() -> None:
-    assert probe_i2c(EmulatedBus({0x36: EmulatedMax1704x(variant="MAX17040")})) is None
+@pytest.mark.parametrize("variant,version", [
+    ("MAX17040", 0x0003), ("MAX17041", 0x0002), ("MAX17043", 0x0003), ("MAX17043", 0x0000), ("MAX17043", 0xFFFF),
+    ("MAX17048", 0x0012),
+])
+def test_auto_finds_every_max1704x_the_x120x_and_x728_carry(variant: str, version: int, factory: MockFactory) -> None:
+    """Geekworm's boards carry a MAX17040/41/43, whose VERSION is not 0x001x: found by what it reads."""
+    chip = EmulatedMax1704x(variant=variant, version=version, cell_voltage_v=3.92, soc_pct=71.5)  # type: ignore[arg-type]
+    bus = EmulatedBus({0x36: chip})
+    assert probe_i2c(bus) == "max1704x"
+    gauge = open_gauge(_cfg(), bus=bus, pin_factory=factory, when_missing="raise")
+    assert isinstance(gauge, Max1704xGauge)
+    r = gauge.read()
+    assert r.soc_pct == pytest.approx(71.5) and r.cell_voltage_v == pytest.approx(3.92, abs=0.0013)
+    assert gauge.has_crate is (variant == "MAX17048") and gauge.empty_point.source.startswith("board preset x120x")
+    gauge.close()
+
+
+@pytest.mark.parametrize("volts,soc", [(0.0, 50.0), (5.1, 50.0), (3.8, 180.0)])
+def test_auto_ignores_a_chip_at_0x36_that_reads_like_no_fuel_gauge(volts: float, soc: float,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        assert probe_i2c(EmulatedBus({0x36: EmulatedMax1704x(cell_voltage_v=volts, soc_pct=soc)})) is None
+    assert "battery.kind: max1704x" in caplog.text
 
 
 def test_auto_finds_pisugar_server_when_no_chip_answers() -> None:
@@ -105,12 +126,13 @@ def test_auto_finds_pisugar_server_when_no_chip_answers() -> None:
         server.stop()
 
 
-def test_auto_falls_back_to_the_simulation_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+def test_auto_falls_back_to_a_labelled_simulation_when_asked(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
         gauge = open_gauge(_cfg(simulated=SimulatedPackConfig(start_soc_pct=80.0)), bus=EmulatedBus({}))
     assert isinstance(gauge, SimulatedPack) and isinstance(gauge, Gauge)
     assert "SIMULATION" in caplog.text
     reading = gauge.read()
+    assert reading.simulated and reading.power_estimated  # the reading says so itself, not only its name
     assert reading.source == "simulated" and reading.soc_pct == pytest.approx(80.0, abs=0.01)
 
 
@@ -119,6 +141,15 @@ def test_no_i2c_device_goes_straight_to_the_simulation(tmp_path: Path, caplog: p
         gauge = open_gauge(_cfg(), dev_dir=tmp_path)
     assert isinstance(gauge, SimulatedPack)
     assert f"no {tmp_path / 'i2c-1'}" in caplog.text and "SIMULATION" in caplog.text
+
+
+def test_a_device_never_gets_a_simulation(tmp_path: Path) -> None:
+    """On a device the gauge is found, or it is missing: an error, never a simulated pack."""
+    (tmp_path / "i2c-1").touch()  # a Pi with I2C on and no HAT
+    with pytest.raises(BatteryReadError, match="no battery gauge found: no UPS HAT answers on I2C bus 1"):
+        open_gauge(_cfg(), bus=EmulatedBus({}), when_missing="raise")
+    with pytest.raises(BatteryReadError, match=r"no battery gauge found: no .*i2c-1"):
+        open_gauge(_cfg(), dev_dir=tmp_path / "none", when_missing="raise")
 
 
 def test_simulated_kind_uses_the_configured_pack() -> None:

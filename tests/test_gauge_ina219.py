@@ -263,3 +263,52 @@ def test_no_device_gives_a_clear_error() -> None:
     with pytest.raises(BatteryReadError, match="/dev/i2c-97"):
         gauge.read()
     gauge.close()
+
+
+def _drain_board_b(load_a: float, empty: object) -> tuple[str, float, float]:
+    """A 2S 18650 pack on a UPS HAT (B) drained at ``load_a`` until the safe shutdown or the brown-out.
+
+    Returns how it ended (``shutdown`` or ``brownout``), the pack voltage then, and the seconds of
+    drain left before the brown-out at that moment (0 at a brown-out)."""
+    from assistant.device.device_config import ShutdownConfig
+    from assistant.device.shutdown import ShutdownPolicy
+    from assistant.power.gauges.emu_ina219 import BOARD_B_BROWNOUT_V
+    from assistant.power.gauges.simulated import SimulatedPack
+
+    now = [0.0]
+    board_w = load_a * 7.1 * 0.9  # what the Pi takes so that the pack gives about load_a
+    pack = SimulatedPack(capacity_wh=19.24, start_soc_pct=16.0, cells_in_series=2, power_profile=lambda t: board_w,
+                         clock=lambda: now[0], cpu_time_fn=lambda: 0.0)
+    chip = EmulatedIna219(shunt_ohms=0.1, clock=lambda: now[0], dies_below_v=BOARD_B_BROWNOUT_V)
+    chip.state_source = pack.read
+    gauge = Ina219Gauge.for_board("waveshare_b", bus=EmulatedBus({0x42: chip}), clock=lambda: now[0],
+                                  sleep=lambda s: None, retries=0)
+    policy = ShutdownPolicy(ShutdownConfig(hold_s=60.0), empty=gauge.empty_point if empty is None else empty)  # type: ignore[arg-type]
+    while now[0] < 20_000:
+        now[0] += 2.0
+        try:
+            reading = gauge.read()
+        except BatteryReadError:
+            return "brownout", pack.read().voltage_v, 0.0
+        if policy.update(reading).state == "shutdown":
+            v = reading.voltage_v
+            left = 0.0
+            probe = SimulatedPack(capacity_wh=19.24, start_soc_pct=pack.soc_pct, cells_in_series=2,
+                                  power_profile=lambda t: board_w, clock=lambda: left, cpu_time_fn=lambda: 0.0)
+            while probe.read().voltage_v >= BOARD_B_BROWNOUT_V and left < 20_000:
+                left += 1.0
+            return "shutdown", v, left
+    raise AssertionError("the pack neither shut down nor browned out")
+
+
+@pytest.mark.parametrize("load_a", [0.4, 0.8, 1.2])
+def test_board_b_powers_off_before_its_brownout(load_a: float) -> None:
+    """A Pi 5 on a UPS HAT (B) dies near 6.96 V under load, where the compensated SoC still reads 6-7 %
+    and the cells 3.48 V: with 5 % / 3.2 V the pack cut out mid-write. The board's own empty point
+    powers off in time, with minutes to spare for the hold and the halt."""
+    from assistant.power.cutoff import EmptyPoint
+
+    ended, volts, left_s = _drain_board_b(load_a, None)
+    assert ended == "shutdown" and volts > 6.96 and left_s > 120.0
+    old, _, _ = _drain_board_b(load_a, EmptyPoint(5.0, 3.2, "the old one-size default"))
+    assert old == "brownout"

@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -38,13 +39,16 @@ def _tcp_gauge(server: PiSugarServerEmulator, **kw: object) -> PiSugarGauge:
 
 def test_tcp_reading_skips_interleaved_button_events(tcp_server: PiSugarServerEmulator) -> None:
     tcp_server.events_before_reply = ["single", "double"]
+    tcp_server.model = "PiSugar 2 (4-LEDs)"  # an IP5209: battery_i is the signed battery current
     gauge = _tcp_gauge(tcp_server)
     reading = gauge.read()
     assert reading.soc_pct == 87.5 and reading.voltage_v == 4.02 and reading.current_a == -0.42
-    assert reading.power_w == pytest.approx(4.02 * -0.42)
+    assert reading.power_w == pytest.approx(4.02 * -0.42) and not reading.power_estimated
     assert reading.external_power is False and reading.charging is False
     assert reading.soc_estimated and reading.source.startswith("pisugar@127.0.0.1:")
+    assert gauge.model == "PiSugar 2 (4-LEDs)"
     assert tcp_server.requests == [
+        "get model",
         "get battery",
         "get battery_v",
         "get battery_i",
@@ -60,6 +64,7 @@ def test_unix_socket_reading_with_events_pushed_between_replies(uds_server: PiSu
     uds_server.events_before_reply = ["long"]
     uds_server.plugged, uds_server.charging, uds_server.battery, uds_server.battery_v = True, True, 42.25, 3.81
     uds_server.battery_i = 0.9
+    uds_server.model = "PiSugar 2 Pro"
     reading = gauge.read()
     assert reading.soc_pct == 42.25 and reading.voltage_v == 3.81 and reading.current_a == 0.9
     assert reading.charging is True and reading.external_power is True
@@ -89,9 +94,36 @@ def test_gives_up_when_no_server(tcp_server: PiSugarServerEmulator) -> None:
 
 
 def test_model_without_current_reading(tcp_server: PiSugarServerEmulator) -> None:
-    tcp_server.battery_i = None  # PiSugar 3: battery_i answers with no value
+    tcp_server.model = "PiSugar 2 (2-LEDs)"
+    tcp_server.battery_i = None  # battery_i answers with no value
     reading = _tcp_gauge(tcp_server).read()
     assert reading.current_a is None and reading.power_w is None
+
+
+def test_pisugar3_output_current_is_not_a_charging_pack(tcp_server: PiSugarServerEmulator) -> None:
+    """On a PiSugar 3 ``battery_i`` is the unsigned current of its 5 V output (pisugar-core's
+    ``read_output_current``): read as a pack current it said "charging" on battery, so every turn
+    was booked 0 J "measured" and the power source read external."""
+    from assistant.power.cutoff import power_source
+    from assistant.power.energy import EnergyMeter
+
+    assert tcp_server.model == "PiSugar 3"
+    tcp_server.output_a = 1.2
+    gauge = _tcp_gauge(tcp_server)
+    r = gauge.read()
+    assert r.current_a is None and r.power_estimated
+    assert r.power_w == pytest.approx(-6.0)  # the pack feeds about 5 V x 1.2 A
+    assert power_source(r) == "battery"
+    now = [0.0]
+    meter = EnergyMeter(gauge, usable_energy_j=10_000.0, clock=lambda: now[0])
+    for _ in range(11):
+        meter.add_reading(replace(gauge.read(), t_monotonic=now[0]))
+        now[0] += 0.1
+    span = meter.between(meter.mark(), meter.mark())
+    assert meter.total_j == pytest.approx(6.0, rel=0.01) and not span.measured
+    tcp_server.plugged = True
+    plugged = gauge.read()
+    assert plugged.power_w is None and plugged.external_power is True and power_source(plugged) == "external"
 
 
 def test_bad_values_are_refused(tcp_server: PiSugarServerEmulator) -> None:
@@ -126,6 +158,7 @@ def test_fragmented_replies_and_stale_lines_from_a_hand_written_server() -> None
     listener.listen(1)
     port = listener.getsockname()[1]
     values = {
+        "model": "PiSugar 2 (4-LEDs)",
         "battery": "12.5",
         "battery_v": "3.55",
         "battery_i": "-0.3",

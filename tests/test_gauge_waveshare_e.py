@@ -108,3 +108,50 @@ def test_emulation_records_power_off_command() -> None:
     assert chip.power_off_requests == 1
     with pytest.raises(AttributeError):
         chip.set_state(no_such_thing=1)
+
+
+def test_vbus_with_a_discharging_pack_is_not_external_power() -> None:
+    """The (E)'s USB-C port is bidirectional: charging a phone, or an under-rated supply that cannot
+    carry a Pi 5, reads VBUS 5 V while the pack feeds the Pi. Taking VBUS alone for external power
+    turned off the safe shutdown on exactly such a pack."""
+    from assistant.power.cutoff import power_source
+
+    chip = EmulatedUpsHatE(pack_voltage_v=13.0, current_a=-1.6, soc_pct=4, vbus_v=5.05, vbus_a=0.9)
+    status = _gauge(chip).read_status()
+    assert status.vbus_flag and status.vbus_v == 5.05  # the HAT says VBUS is powered ...
+    reading = _gauge(chip).read()
+    assert reading.external_power is False and power_source(reading) == "battery"  # ... the current says battery
+    chip.set_state(current_a=0.8, charger_state=CHARGER_CC)
+    assert power_source(_gauge(chip).read()) == "external"
+
+
+def test_the_weakest_cell_is_the_cell_voltage() -> None:
+    chip = EmulatedUpsHatE(pack_voltage_v=14.4, current_a=-1.0, cells_v=(3.70, 3.62, 3.14, 3.66))
+    assert _gauge(chip).read().cell_voltage_v == pytest.approx(3.14)
+    chip.set_state(cells_v=(3.70, 0.0, 3.60, 3.66))  # a cell the MCU does not report: fall back to the average
+    assert _gauge(chip).read().cell_voltage_v == pytest.approx(14.4 / 4)
+
+
+def test_fast_charging_alone_counts_as_charging() -> None:
+    chip = EmulatedUpsHatE(pack_voltage_v=15.6, current_a=2.5, vbus_v=9.0, charger_state=CHARGER_CC)
+    bus = EmulatedBus({0x2D: chip})
+    real_read = bus.read_i2c_block_data
+
+    def only_bit6(addr: int, register: int, length: int, force: bool | None = None) -> list[int]:
+        data = real_read(addr, register, length, force)
+        if register == 0x02:
+            data[0] = (data[0] & ~0x80) | 0x40  # the vendor sample tests bit 6 before bit 7
+        return data
+
+    bus.read_i2c_block_data = only_bit6  # type: ignore[method-assign]
+    gauge = WaveshareEGauge(bus=bus, sleep=lambda s: None)
+    assert gauge.read().charging is True
+
+
+def test_arming_the_power_restore_writes_0x55_to_0x01() -> None:
+    chip = EmulatedUpsHatE()
+    gauge = _gauge(chip)
+    assert gauge.arm_power_restore() is True
+    assert chip.power_off_requests == 1
+    chip.fail_next_writes(10)
+    assert gauge.arm_power_restore() is False and chip.power_off_requests == 1

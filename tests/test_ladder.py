@@ -14,15 +14,11 @@ import yaml
 from assistant.config import AssistantConfig, PathsConfig, build
 from assistant.errors import ConfigError, ModelError, ModelNotFound
 from assistant.messages import BatteryReading
-from assistant.models.ladder import (
-    LadderEntry,
-    build_ladder,
-    expected_tensor_type,
-    ladder_file,
-    ladder_to_tiers,
-    sha256_file,
-)
-from assistant.power.tiers import TierConfig, choose_tier, default_ladder, unavailable_tiers
+from assistant.models.digest import file_sha256
+from assistant.models.ladder import LadderEntry, build_ladder, expected_tensor_type, ladder_file
+from assistant.models.tier_ladder import default_ladder, ladder_to_tiers, offered, unavailable_tiers
+from assistant.power.cutoff import DEFAULT_EMPTY
+from assistant.power.tiers import TierConfig, choose_tier
 from assistant.speech.llm import LlamaResponder
 
 pytestmark = pytest.mark.slow
@@ -35,7 +31,7 @@ def soc_reading(soc: float) -> BatteryReading:
 
 class ListHandler(logging.Handler):
     def __init__(self) -> None:
-        super().__init__(logging.WARNING)
+        super().__init__(logging.INFO)
         self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -44,40 +40,45 @@ class ListHandler(logging.Handler):
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory, smollm2: Path) -> tuple[Path, list[LadderEntry], list[str]]:
-    """The default ladder built once into MODELS_DIR/ladder (about 4 s of quantizing)."""
+    """The default ladder built once into MODELS_DIR/ladder (about 3 s of quantizing)."""
     models_dir = tmp_path_factory.mktemp("models")
     handler = ListHandler()
     logger = logging.getLogger("assistant.models.ladder")
+    level = logger.level
     logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
     try:
         entries = build_ladder(smollm2, models_dir / "ladder", threads=2)
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(level)
     return models_dir, entries, handler.messages
 
 
 def test_real_tensor_types(built: tuple[Path, list[LadderEntry], list[str]], smollm2: Path) -> None:
     _, entries, warnings = built
     by = {e.requested: e for e in entries}
-    assert [e.requested for e in entries] == ["source", "Q8_0", "Q6_K", "Q4_K_M", "Q2_K"]
+    # the default types are Q8_0, Q6_K, Q4_K_M and Q2_K: the first two are not leaner than the Q4_1 source
+    assert [e.requested for e in entries] == ["source", "Q4_K_M", "Q2_K"]
+    assert sum("re-quantizing up adds size, not quality" in w for w in warnings) == 2
     assert by["source"].path == smollm2 and not by["source"].built and by["source"].label == "Q4_1"
     # what llama.cpp really writes for a model whose hidden size (576) is not a multiple of 256
-    assert by["Q8_0"].info.tensors_by_type == {"Q8_0": 211, "F32": 61}
-    assert by["Q6_K"].info.tensors_by_type == {"Q8_0": 181, "Q6_K": 30, "F32": 61}
     assert by["Q4_K_M"].info.tensors_by_type == {"Q5_0": 166, "Q8_0": 15, "Q6_K": 14, "Q4_K": 16, "F32": 61}
     assert by["Q2_K"].info.tensors_by_type == {"Q4_0": 180, "Q3_K": 30, "Q8_0": 1, "F32": 61}
     assert "Q2_K" not in by["Q2_K"].info.tensors_by_type
-    assert [by[t].info.dominant_type for t in ("Q8_0", "Q6_K", "Q4_K_M", "Q2_K")] == ["Q8_0", "Q8_0", "Q5_0", "Q4_0"]
-    assert [by[t].type_mismatch for t in ("Q8_0", "Q6_K", "Q4_K_M", "Q2_K")] == [False, True, True, True]
-    assert len([w for w in warnings if "fell back" in w]) == 3
+    assert [by[t].info.dominant_type for t in ("Q4_K_M", "Q2_K")] == ["Q5_0", "Q4_0"]
+    assert [by[t].type_mismatch for t in ("Q4_K_M", "Q2_K")] == [True, True]
+    assert len([w for w in warnings if "fell back" in w]) == 2
     bpw = {t: e.info.bits_per_weight for t, e in by.items()}
-    assert bpw["Q8_0"] > bpw["Q6_K"] > bpw["Q4_K_M"] > bpw["source"] > bpw["Q2_K"]
-    assert bpw["Q8_0"] == pytest.approx(8.506, abs=0.01) and bpw["Q2_K"] == pytest.approx(5.139, abs=0.01)
+    assert bpw["Q4_K_M"] > bpw["source"] > bpw["Q2_K"]  # the K-quant fallback makes "Q4_K_M" the biggest file
+    assert bpw["source"] == pytest.approx(5.744, abs=0.01) and bpw["Q2_K"] == pytest.approx(5.139, abs=0.01)
     for e in entries[1:]:
         assert e.built and e.seconds > 0 and e.fallback_tensors is not None
         assert e.path == ladder_file(e.path.parent, smollm2, e.requested) and e.path.is_file()
         side = json.loads(e.path.with_name(e.path.name + ".json").read_text())
-        assert side["source_sha256"] == sha256_file(smollm2) == e.source_sha256 and side["type"] == e.requested
+        assert side["source_sha256"] == file_sha256(smollm2) == e.source_sha256 and side["type"] == e.requested
+        assert side["bits_per_weight"] == pytest.approx(e.info.bits_per_weight, abs=1e-3)
+        assert side["source_bits_per_weight"] == pytest.approx(bpw["source"], abs=1e-3)
     assert not list(entries[1].path.parent.glob(".*tmp*"))  # no temp files left behind
 
 
@@ -97,38 +98,51 @@ def test_up_to_date_files_are_reused_and_stale_ones_rebuilt(built: tuple[Path, l
                                                             smollm2: Path) -> None:
     models_dir, _, _ = built
     out = models_dir / "ladder"
-    again = build_ladder(smollm2, out, ["q8_0"])  # case-insensitive
-    assert [e.built for e in again] == [False, False] and again[1].requested == "Q8_0"
-    assert again[1].info.tensors_by_type == {"Q8_0": 211, "F32": 61}
+    again = build_ladder(smollm2, out, ["q2_k"])  # case-insensitive
+    assert [e.built for e in again] == [False, False] and again[1].requested == "Q2_K"
+    assert again[1].info.tensors_by_type == {"Q4_0": 180, "Q3_K": 30, "Q8_0": 1, "F32": 61}
     # a sidecar naming another source hash means the file is stale: it is rebuilt
-    side = out / "SmolLM2-135M-Instruct.Q8_0.gguf.json"
+    side = out / "SmolLM2-135M-Instruct.Q2_K.gguf.json"
     meta = json.loads(side.read_text())
     side.write_text(json.dumps({**meta, "source_sha256": "0" * 64}))
-    rebuilt = build_ladder(smollm2, out, ["Q8_0"])
+    rebuilt = build_ladder(smollm2, out, ["Q2_K"])
     assert rebuilt[1].built and json.loads(side.read_text())["source_sha256"] == meta["source_sha256"]
 
 
 def test_default_ladder_once_built(built: tuple[Path, list[LadderEntry], list[str]]) -> None:
     models_dir, _, _ = built
     cfg = default_ladder(models_dir)
+    # Q4_K_M came out bigger than its source: built, but not a rung; what is left is the source and Q2_K
+    assert [t.name for t in cfg.tiers] == ["q4_1", "q2_k", "fixed", "shutdown"]
     assert unavailable_tiers(cfg) == set()
-    assert choose_tier(soc_reading(90), cfg, None).name == "q8_0"
-    assert choose_tier(soc_reading(45), cfg, None).name == "q4_k_m"
-    assert choose_tier(soc_reading(30), cfg, None).name == "q4_1"
-    assert choose_tier(soc_reading(20), cfg, None).name == "q2_k"
+    assert choose_tier(soc_reading(90), cfg, None, empty=DEFAULT_EMPTY).name == "q4_1"
+    assert choose_tier(soc_reading(45), cfg, None, empty=DEFAULT_EMPTY).name == "q2_k"
+    assert choose_tier(soc_reading(20), cfg, None, empty=DEFAULT_EMPTY).name == "q2_k"
+    assert choose_tier(soc_reading(10), cfg, None, empty=DEFAULT_EMPTY).name == "fixed"
 
 
 def test_ladder_to_tiers(built: tuple[Path, list[LadderEntry], list[str]]) -> None:
     _, entries, _ = built
-    cfg = ladder_to_tiers(entries)
-    assert [t.name for t in cfg.tiers] == ["q8_0", "q6_k", "q4_k_m", "q4_1", "q2_k", "fixed", "shutdown"]
+    cfg = ladder_to_tiers(entries)  # every file, richest real bits per weight first
+    assert [t.name for t in cfg.tiers] == ["q4_k_m", "q4_1", "q2_k", "fixed", "shutdown"]
     llm = [t for t in cfg.tiers if t.kind == "llm"]
-    assert [t.enter_soc_pct for t in llm] == [60.0, 48.8, 37.5, 26.2, 15.0]
-    assert [t.max_tokens for t in llm] == [96, 82, 68, 54, 40]
-    assert [t.reply_words for t in llm] == [40, 34, 28, 21, 15]
-    assert llm[3].model == entries[0].path and llm[3].quant == "Q4_1"
+    assert [t.enter_soc_pct for t in llm] == [60.0, 37.5, 15.0]
+    assert [t.max_tokens for t in llm] == [96, 68, 40]
+    assert [t.reply_words for t in llm] == [40, 28, 15]
+    assert llm[1].model == entries[0].path and llm[1].quant == "Q4_1"
+    rungs, notes = offered(entries)  # a file no leaner than its source is not a rung
+    assert [e.requested for e in rungs] == ["source", "Q2_K"]
+    assert any("Q4_K_M is not offered as a tier" in n for n in notes)
+    assert [t.name for t in ladder_to_tiers(rungs).tiers] == ["q4_1", "q2_k", "fixed", "shutdown"]
     with pytest.raises(ModelError):
         ladder_to_tiers([])
+
+
+def test_never_re_quantized_up(tmp_path: Path, smollm2: Path) -> None:
+    """Q8_0 and Q6_K from a Q4_1 file add size, not quality: nothing is written for them."""
+    entries = build_ladder(smollm2, tmp_path / "up", ["Q8_0", "Q6_K", "Q4_1"])
+    assert [e.requested for e in entries] == ["source"]
+    assert not list((tmp_path / "up").iterdir())
 
 
 def test_refusals(tmp_path: Path, smollm2: Path) -> None:
@@ -182,21 +196,23 @@ def test_cli_table_and_write_config(built: tuple[Path, list[LadderEntry], list[s
     assert _cli(["--types", "Q8_0,Q2_K", "--write-config", str(conf)], cfg) == 0
     out = capsys.readouterr().out
     assert "Q2_K       Q4_0" in out and "reused" in out and "Q4_0:180 Q8_0:1 Q3_K:30 F32:61 *" in out
+    assert "Q8_0 skipped: it is not leaner than the Q4_1 file" in out
     text = conf.read_text()
     assert text.startswith("# my appliance\nllm:\n  max_tokens: 50   # short answers\n")
     assert "# speech\ntts:\n  length_scale: 1.1\n" in text and "name: old" not in text
     data = yaml.safe_load(text)
     assert data["llm"] == {"max_tokens": 50} and data["tts"] == {"length_scale": 1.1}
     tiers: TierConfig = build(TierConfig, data["tiers"], str(conf), "tiers.")
-    assert [t.name for t in tiers.tiers] == ["q8_0", "q4_1", "q2_k", "fixed", "shutdown"]
-    assert tiers.tiers[1].model == smollm2
+    assert [t.name for t in tiers.tiers] == ["q4_1", "q2_k", "fixed", "shutdown"]
+    assert tiers.tiers[0].model == smollm2
     # writing again replaces the section (and its label) instead of adding a second one
-    assert _cli(["--types", "Q8_0", "--write-config", str(conf), "--json"], cfg) == 0
+    assert _cli(["--types", "Q4_K_M", "--write-config", str(conf), "--json"], cfg) == 0
     report = json.loads(capsys.readouterr().out)
-    assert [e["requested"] for e in report["entries"]] == ["source", "Q8_0"]
+    assert [e["requested"] for e in report["entries"]] == ["source", "Q4_K_M"]
+    assert any("Q4_K_M is not offered as a tier" in n for n in report["notes"])
     text2 = conf.read_text()
     assert text2.count("tiers:\n") == 2 and text2.count("# tier ladder written by") == 1  # "tiers:" and its "  tiers:" list
-    assert [t["name"] for t in yaml.safe_load(text2)["tiers"]["tiers"]] == ["q8_0", "q4_1", "fixed", "shutdown"]
+    assert [t["name"] for t in yaml.safe_load(text2)["tiers"]["tiers"]] == ["q4_1", "fixed", "shutdown"]
     fresh = tmp_path / "new.yaml"  # a config file that does not exist yet
     assert _cli(["--types", "Q8_0", "--write-config", str(fresh)], cfg) == 0
     assert set(yaml.safe_load(fresh.read_text())) == {"tiers"}

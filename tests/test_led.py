@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -11,11 +10,14 @@ from gpiozero import LED
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from assistant.config import build
-from assistant.device.device_config import DEFAULT_RGB_PINS, RESERVED_GPIOS, LedConfig
-from assistant.device.led import LedState, StatusLed, ladder_colour
+from assistant.device.device_config import DEFAULT_LED_PIN, DEFAULT_RGB_PINS, RESERVED_GPIOS, LedConfig
+from assistant.device.led import DOUBLE_BLINK, FRAME_S, TRIPLE_BLINK, LedState, Pattern, StatusLed, ladder_colour
 from assistant.errors import ConfigError, DeviceError
 
+PIN = DEFAULT_LED_PIN
 HAT_PINS = {5, 6, 12, 13, 16, 26}  # X728, X120x (hardware.md 1.3)
+AUDIO_BOARD_OPTIONAL = {22, 23, 24, 25}  # DigiAMP+ mute, encoder / Codec Zero LEDs, IR receiver
+BUSES = {0, 1, 2, 3, 7, 8, 9, 10, 11, 14, 15, 18, 19, 20, 21}  # ID EEPROM, I2C, SPI0, UART, I2S
 RESPEAKER_PINS = {12, 17} | set(range(7, 12))
 
 
@@ -33,19 +35,11 @@ def pwm_factory() -> Iterator[MockFactory]:
     pins.reset()
 
 
-def changes(pin: Any, after: float) -> list[tuple[float, Any]]:
-    """(seconds since the previous change, new state) for the changes recorded so far, after waiting."""
-    time.sleep(after)
-    return [(s.timestamp, s.state) for s in pin.states[1:]]
-
-
 def test_plain_led_solid_and_off(factory: MockFactory) -> None:
-    with StatusLed(LedConfig(kind="led", pin=27), pin_factory=factory) as led:
-        pin = factory.pin(27)
+    with StatusLed(LedConfig(kind="led", pin=PIN), pin_factory=factory) as led:
+        pin = factory.pin(PIN)
         led.set_state(LedState.LISTENING)
-        assert pin.state is True
-        time.sleep(0.3)
-        assert pin.state is True  # solid: no blinking
+        assert pin.state is True and led._dev.source is None  # solid: nothing drives it on and off
         led.set_state(LedState.OFF)
         assert pin.state is False
         assert [s for _, s in led.history] == [LedState.LISTENING, LedState.OFF]
@@ -53,97 +47,106 @@ def test_plain_led_solid_and_off(factory: MockFactory) -> None:
 
 
 def test_active_low_led_inverts(factory: MockFactory) -> None:
-    with StatusLed(LedConfig(kind="led", pin=27, active_high=False), pin_factory=factory) as led:
+    with StatusLed(LedConfig(kind="led", pin=PIN, active_high=False), pin_factory=factory) as led:
         led.set_state(LedState.LISTENING)
-        assert factory.pin(27).state is False
+        assert factory.pin(PIN).state is False
         led.set_state(LedState.OFF)
-        assert factory.pin(27).state is True
+        assert factory.pin(PIN).state is True
 
 
-def test_plain_led_thinking_blinks_fast_and_speaking_slowly(factory: MockFactory) -> None:
+class ManualTimer:
+    """Stands in for the error flash's timer: the test fires it."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[float, Callable[[], None], list[bool]]] = []
+
+    def __call__(self, seconds: float, callback: Callable[[], None]) -> Any:
+        cancelled = [False]
+        self.pending.append((seconds, callback, cancelled))
+
+        class Handle:
+            def cancel(self) -> None:
+                cancelled[0] = True
+        return Handle()
+
+    def fire(self) -> None:
+        for _, callback, cancelled in self.pending:
+            if not cancelled[0]:
+                callback()
+        self.pending.clear()
+
+
+def test_each_state_has_its_pattern(factory: MockFactory) -> None:
+    """The table of the docstring, per kind of LED: what is asked of gpiozero, not gpiozero's timing."""
+    plain = StatusLed(LedConfig(kind="led"), pin_factory=factory)
+    try:
+        p = plain.pattern
+        assert p(LedState.IDLE) == Pattern("blink", on_s=0.05, off_s=3.95)  # a short flash every 4 s
+        assert (p(LedState.THINKING).kind, p(LedState.THINKING).on_s) == ("blink", 0.1)  # fast
+        assert (p(LedState.SPEAKING).kind, p(LedState.SPEAKING).on_s) == ("blink", 0.5)  # slow
+        assert p(LedState.LOW_BATTERY).frames == DOUBLE_BLINK and p(LedState.FAULT).frames == TRIPLE_BLINK
+        assert p(LedState.LISTENING).kind == "solid" and p(LedState.OFF).kind == "off"
+        assert (p(LedState.ERROR).kind, p(LedState.ERROR).on_s) == ("blink", 0.05)
+    finally:
+        plain.close()
+    pwm = StatusLed(LedConfig(kind="pwm", idle_brightness=0.1), pin_factory=MockFactory(pin_class=MockPWMPin))
+    try:
+        assert pwm.pattern(LedState.IDLE) == Pattern("solid", level=0.1)
+        assert (pwm.pattern(LedState.THINKING).kind, pwm.pattern(LedState.THINKING).on_s) == ("pulse", 0.25)
+        assert (pwm.pattern(LedState.SPEAKING).kind, pwm.pattern(LedState.SPEAKING).on_s) == ("pulse", 0.75)
+    finally:
+        pwm.close()
+    assert sum(DOUBLE_BLINK) == 2 and sum(TRIPLE_BLINK) == 3 and len(DOUBLE_BLINK) == len(TRIPLE_BLINK) == 20
+
+
+def test_frame_patterns_drive_the_pin_frame_by_frame(factory: MockFactory) -> None:
     with StatusLed(LedConfig(kind="led"), pin_factory=factory) as led:
-        pin = factory.pin(27)
-        pin.clear_states()
-        led.set_state(LedState.THINKING)
-        fast = changes(pin, 0.65)
-        assert len(fast) >= 5
-        assert all(0.05 <= dt <= 0.2 for dt, _ in fast[1:])
-        led.set_state(LedState.SPEAKING)
-        pin.clear_states()
-        slow = changes(pin, 1.3)
-        assert 2 <= len(slow) <= 4
-        assert all(0.4 <= dt <= 0.7 for dt, _ in slow[1:])
-
-
-def test_plain_led_idle_is_a_short_flash(factory: MockFactory) -> None:
-    with StatusLed(LedConfig(kind="led"), pin_factory=factory) as led:
-        pin = factory.pin(27)
-        pin.clear_states()
-        led.set_state(LedState.IDLE)
-        flash = changes(pin, 0.4)
-        assert [s for _, s in flash] == [True, False]  # then dark for about 4 s
-        assert flash[1][0] < 0.15
-
-
-def test_low_battery_double_blinks(factory: MockFactory) -> None:
-    with StatusLed(LedConfig(kind="led"), pin_factory=factory) as led:
-        pin = factory.pin(27)
-        pin.clear_states()
-        led.set_state(LedState.LOW_BATTERY)
-        seen = changes(pin, 0.9)
-        assert [s for _, s in seen] == [True, False, True, False]
-        assert all(0.05 <= dt <= 0.2 for dt, _ in seen[1:])
-        led.set_state(LedState.LISTENING)  # the frame pattern stops
-        pin.clear_states()
-        assert changes(pin, 0.3) == []
-        assert pin.state is True
+        led.set_state(LedState.FAULT)
+        assert led.frame_values(led.pattern(LedState.FAULT)) == list(TRIPLE_BLINK)
+        assert led._dev.source is not None and led._dev.source_delay == FRAME_S  # gpiozero steps through them
+        led.set_state(LedState.LISTENING)  # the frame pattern stops, the LED is on at once
+        assert led._dev.source is None and factory.pin(PIN).state is True
 
 
 def test_error_flashes_then_goes_back(factory: MockFactory) -> None:
-    with StatusLed(LedConfig(kind="led", error_s=0.3), pin_factory=factory) as led:
-        pin = factory.pin(27)
+    timer = ManualTimer()
+    with StatusLed(LedConfig(kind="led", error_s=0.3), pin_factory=factory, timer=timer) as led:
         led.set_state(LedState.LISTENING)
-        pin.clear_states()
         led.set_state(LedState.ERROR)
-        assert led.state == LedState.ERROR
-        assert len(changes(pin, 0.25)) >= 3
-        time.sleep(0.25)
-        assert led.state == LedState.LISTENING
-        assert pin.state is True
+        assert led.state == LedState.ERROR and [s for s, _, _ in timer.pending] == [0.3]
+        timer.fire()  # error_s later
+        assert led.state == LedState.LISTENING and factory.pin(PIN).state is True
         assert [s for _, s in led.history] == [LedState.LISTENING, LedState.ERROR, LedState.LISTENING]
 
 
 def test_a_new_state_during_the_error_flash_wins(factory: MockFactory) -> None:
-    with StatusLed(LedConfig(kind="led", error_s=0.2), pin_factory=factory) as led:
+    timer = ManualTimer()
+    with StatusLed(LedConfig(kind="led", error_s=0.2), pin_factory=factory, timer=timer) as led:
         led.set_state(LedState.SPEAKING)
         led.set_state(LedState.ERROR)
         led.set_state(LedState.ERROR)  # restarts the flash, still returns to SPEAKING
         led.set_state(LedState.OFF)
-        time.sleep(0.35)
+        timer.fire()  # the flashes' timers come due: they were cancelled
         assert led.state == LedState.OFF
-        assert factory.pin(27).state is False
+        assert factory.pin(PIN).state is False
         assert led.history[-1][1] == LedState.OFF
 
 
-def test_pwm_idle_glow_and_pulses(pwm_factory: MockFactory) -> None:
+def test_pwm_glow_solid_and_off(pwm_factory: MockFactory) -> None:
     with StatusLed(LedConfig(kind="pwm", idle_brightness=0.1), pin_factory=pwm_factory) as led:
-        pin = pwm_factory.pin(27)
+        pin = pwm_factory.pin(PIN)
         led.set_state(LedState.IDLE)
         assert pin.state == pytest.approx(0.1)
         led.set_state(LedState.LISTENING)
         assert pin.state == pytest.approx(1.0)
-        pin.clear_states()
-        led.set_state(LedState.THINKING)
-        levels = [s for _, s in changes(pin, 0.5)]
-        assert any(0.2 < v < 0.8 for v in levels)  # a fade, not a blink
-        assert max(levels) == pytest.approx(1.0, abs=0.1)
         led.set_state(LedState.OFF)
         assert pin.state == 0
 
 
 def test_rgb_colours_per_state(pwm_factory: MockFactory) -> None:
+    timer = ManualTimer()
     cfg = LedConfig(kind="rgb", error_s=0.2)
-    with StatusLed(cfg, pin_factory=pwm_factory) as led:
+    with StatusLed(cfg, pin_factory=pwm_factory, timer=timer) as led:
         r, g, b = (pwm_factory.pin(p) for p in cfg.rgb_pins)
 
         def rgb() -> tuple[float, float, float]:
@@ -153,16 +156,14 @@ def test_rgb_colours_per_state(pwm_factory: MockFactory) -> None:
         assert rgb() == (0, 0, 1)
         led.set_state(LedState.IDLE)
         assert rgb() == pytest.approx((0.0, 0.1, 0.0))
-        for pin in (r, g, b):
-            pin.clear_states()
         led.set_state(LedState.LOW_BATTERY)
-        time.sleep(0.5)
-        assert [s.state for s in r.states[1:4]] == [1.0, 0.0, 1.0]  # red double blink
-        assert all(s.state == 0 for s in g.states[1:])
+        frames = led.frame_values(led.pattern(LedState.LOW_BATTERY))[:4]
+        assert frames == [(1.0, 0.0, 0.0), (0.0, 0.0, 0.0), (1.0, 0.0, 0.0), (0.0, 0.0, 0.0)]  # red double blink
+        assert led._dev.source is not None
+        assert led.pattern(LedState.FAULT).colour == (1.0, 0.0, 1.0)  # a fault blinks in the error colour
         led.set_state(LedState.ERROR)
-        time.sleep(0.03)
-        assert (r.state, b.state) in {(1.0, 1.0), (0.0, 0.0)} and g.state == 0  # magenta flashes
-        time.sleep(0.35)
+        assert led.pattern(LedState.ERROR).colour == (1.0, 0.0, 1.0)  # magenta flashes
+        timer.fire()
         assert led.state == LedState.LOW_BATTERY
 
 
@@ -192,10 +193,11 @@ def test_rgb_idle_shows_the_tier_colour(pwm_factory: MockFactory) -> None:
 
 
 def test_kind_none_records_without_pins(factory: MockFactory) -> None:
-    with StatusLed(LedConfig(kind="none", error_s=0.1), pin_factory=factory) as led:
+    timer = ManualTimer()
+    with StatusLed(LedConfig(kind="none", error_s=0.1), pin_factory=factory, timer=timer) as led:
         led.set_state(LedState.THINKING)
         led.set_state(LedState.ERROR)
-        time.sleep(0.25)
+        timer.fire()
         assert led.state == LedState.THINKING
         assert [s for _, s in led.history] == [LedState.THINKING, LedState.ERROR, LedState.THINKING]
         times = [t for t, _ in led.history]
@@ -208,19 +210,28 @@ def test_close_turns_off_and_frees_the_pin(factory: MockFactory) -> None:
     led.set_state(LedState.THINKING)
     led.close()
     led.close()
-    assert factory.pin(27).state is False
-    again = LED(27, pin_factory=factory)
+    assert factory.pin(PIN).state is False
+    again = LED(PIN, pin_factory=factory)
     again.close()
 
 
 def test_pwm_on_a_pin_without_pwm_is_a_config_error(factory: MockFactory) -> None:
-    with pytest.raises(DeviceError, match="led.pin GPIO27"):
+    with pytest.raises(DeviceError, match=f"led.pin GPIO{PIN}"):
         StatusLed(LedConfig(kind="pwm"), pin_factory=factory)
 
 
-def test_config_checks_and_default_pins_avoid_the_hats() -> None:
-    assert not set(DEFAULT_RGB_PINS) & (HAT_PINS | RESPEAKER_PINS | set(RESERVED_GPIOS))
-    assert LedConfig().pin not in HAT_PINS | RESPEAKER_PINS | set(RESERVED_GPIOS)
+def test_config_checks_and_default_pins_avoid_the_hats(caplog: pytest.LogCaptureFixture) -> None:
+    """The defaults take only lines of optional parts of Raspberry Pi's audio boards; never a bus,
+    a UPS board's line, or the Codec Zero's button (GPIO27, which an LED output would short)."""
+    defaults = set(DEFAULT_RGB_PINS) | {LedConfig().pin}
+    assert defaults <= AUDIO_BOARD_OPTIONAL and not defaults & (HAT_PINS | RESPEAKER_PINS | BUSES | {27})
+    assert {22, 23, 24, 25, 27} <= set(RESERVED_GPIOS)
+    assert "Codec Zero button" in RESERVED_GPIOS[27] and "DigiAMP+ mute" in RESERVED_GPIOS[22]
+    with caplog.at_level("WARNING"):
+        LedConfig()
+        assert not caplog.text  # the defaults say nothing at every start
+        build(LedConfig, {"pin": 27}, "c.yaml", "led.")
+    assert "led.pin GPIO27 is also used by" in caplog.text and "Codec Zero button" in caplog.text
     with pytest.raises(ConfigError, match="rgb_pins"):
         build(LedConfig, {"kind": "rgb", "rgb_pins": [22, 23]}, "c.yaml", "led.")
     with pytest.raises(ConfigError, match="unknown state 'blue'"):

@@ -31,12 +31,17 @@ def test_packaged_catalogue_holds_what_a_device_needs() -> None:
     llms = {n: e for n, e in cat.items() if e.kind == "llm" and not e.embedded}
     assert {"llama-3.2-1b", "qwen2.5-0.5b"} <= set(llms)
     for e in llms.values():
-        assert e.architecture and e.chat_template and e.ram_mb and e.files[0].size and e.files[0].sha256
+        assert e.architecture and e.ram_mb and all(f.sha256 for f in e.files), e.name
+        if e.chat_template is None:  # a base model: said so, and only ever installed from a file
+            assert "base model" in (e.notes or "") and all(f.url is None for f in e.files), e.name
+        else:
+            assert e.files[0].size, e.name
     assert "Llama 3.2 Community License" in cat["llama-3.2-1b"].licence
     assert cat["llama-3.2-1b"].ladder == ("Q6_K", "Q4_K_M", "Q2_K") and cat["llama-3.2-1b"].quant == "Q8_0"
     assert cat["qwen2.5-0.5b-f16"].quant == "F16" and "Q8_0" in cat["qwen2.5-0.5b-f16"].ladder
     assert [f.quant for f in cat["qwen2.5-0.5b-ready"].files] == ["Q8_0", "Q4_K_M"]
     assert {n for n, e in cat.items() if e.kind == "vosk"} == {"vosk-en", "vosk-en-lgraph"}
+    assert all(e.sha256 for e in cat.values() if e.kind == "vosk")
     voices = [e for e in cat.values() if e.kind == "piper-voice" and not e.embedded]
     assert len(voices) >= 2
     for v in voices:
@@ -99,3 +104,50 @@ def test_shorthand_url_and_default_folder(tmp_path: Path) -> None:
     e = cat["short"]
     assert e.top_dir == "short" and not e.is_zip and e.files[0].name == "model.gguf" and e.ladder == ("Q4_0",)
     assert e.download_size == 5 and e.url == "http://127.0.0.1:1/x/model.gguf"
+
+
+BARTOWSKI_1B = "https://huggingface.co/bartowski/Llama-3.2-1B-Instruct-GGUF/resolve/067b946cf014b7c697f3654f621d577a3e3afd1c/"
+
+
+@pytest.mark.parametrize(("name", "url", "size", "sha256"), [
+    ("llama-3.2-1b", BARTOWSKI_1B + "Llama-3.2-1B-Instruct-Q8_0.gguf", 1_321_083_008,
+     "432f310a77f4650a88d0fd59ecdd7cebed8d684bafea53cbff0473542964f0c3"),
+    ("llama-3.2-1b-f16", BARTOWSKI_1B + "Llama-3.2-1B-Instruct-f16.gguf", 2_479_595_360,
+     "1f33ad43d2b85b908ff06fe7002b69806a57359b9b2617ca27d7bdea428ae146"),
+    ("smollm2-1.7b", "https://huggingface.co/bartowski/SmolLM2-1.7B-Instruct-GGUF/resolve/"
+     "1f03464768bfcc0319fc50da8ff5fb20b6417ba2/SmolLM2-1.7B-Instruct-Q4_K_M.gguf", 1_055_609_824,
+     "77665ea4815999596525c636fbeb56ba8b080b46ae85efef4f0d986a139834d7"),
+    ("vosk-en-lgraph", "https://alphacephei.com/vosk/models/vosk-model-en-us-0.22-lgraph.zip", 130_557_655,
+     "d9838b4aaa82a75c4a17f5aca300eaca129aaab2a7cbf951bafbb500eb9c4334"),
+    ("bitnet-b1.58-large", None, None, "281aafb18a9f4a3124c10a1d8683e2296f0cfe8a2944da0a5667d17488a951bb"),
+])
+def test_the_pi5_pins(name: str, url: str | None, size: int | None, sha256: str) -> None:
+    f = load_catalogue()[name].files[0]
+    assert (f.url, f.size, f.sha256) == (url, size, sha256)
+
+
+def test_ready_ladders_name_what_each_file_holds() -> None:
+    cat = load_catalogue()
+    ready = cat["llama-3.2-1b-ready"]
+    assert [(f.quant, f.size) for f in ready.files] == [("Q8_0", 1_321_083_008), ("Q4_K_M", 807_694_464),
+                                                         ("Q4_0", 773_025_920)]
+    assert all(f.url and f.url.startswith(BARTOWSKI_1B) for f in ready.files)
+    qwen = cat["qwen2.5-1.5b"]
+    assert [(f.quant, f.size, f.sha256[:8]) for f in qwen.files] == [  # type: ignore[index]
+        ("Q8_0", 1_894_532_128, "d7efb072"), ("Q4_K_M", 1_117_320_736, "6a1a2eb6")]
+    assert all("/91cad51170dc346986eccefdc2dd33a9da36ead9/" in (f.url or "") for f in qwen.files)
+    amy = cat["piper-amy-low"]
+    assert [(f.name, f.size) for f in amy.files] == [("en_US-amy-low.onnx", 63_104_526),
+                                                     ("en_US-amy-low.onnx.json", 4_164)]
+    assert all("/e21c7de8d4eab79b902f0d61e662b3f21664b8d2/" in (f.url or "") for f in amy.files)
+
+
+def test_what_could_not_be_verified_is_said_in_the_entry() -> None:
+    """A size or commit that rests on one source, or none, is named in the entry's notes."""
+    cat = load_catalogue()
+    assert "one of them only" in (cat["llama-3.2-1b-f16"].notes or "")
+    assert "none was found naming the commit" in (cat["llama-3.2-1b-ready"].notes or "")
+    assert "no commit and no exact size" in (cat["bitnet-b1.58-large"].notes or "")
+    for e in cat.values():
+        if any(f.size is None or f.url is None for f in e.files):
+            assert e.notes, f"{e.name}: a missing size or URL must be explained"

@@ -17,7 +17,7 @@ from assistant.models.catalogue import load_catalogue
 from assistant.models.install import install
 from assistant.models.ladder import quantize
 from assistant.models.offer import offer_ladder
-from assistant.power.tiers import unavailable_tiers
+from assistant.models.tier_ladder import unavailable_tiers
 from assistant.session import ladder_for
 from assistant.speech.llm import LlamaResponder
 

@@ -27,7 +27,7 @@ def test_reports_of_a_full_and_a_partial_pinned_run(tmp_path: Path, ladder_files
     more = resume_run(cfg, tmp_path / "b", max_turns=3)
     assert more.status == "stopped" and more.turns == 3
     meta = RunFiles(tmp_path / "b").load_meta()
-    assert [r["seq"] for r in scan_turns(tmp_path / "b" / "turns.jsonl", meta["run_id"]).records] == [0, 1, 2]
+    assert list(scan_turns(tmp_path / "b" / "turns.jsonl", meta["run_id"]).seqs) == [0, 1, 2]
 
     written = write_report(tmp_path / "a", fmt="html")
     page = (tmp_path / "a" / "report.html").read_text()

@@ -13,7 +13,7 @@ import pytest
 
 from assistant.errors import AssistantError, AudioFormatError
 from assistant.messages import AudioClip
-from assistant.speech import wav
+from assistant import atomic
 from assistant.errors import AudioWriteError
 from assistant.speech.wav import convert, parse_wav, read_wav, to_mono, wav_bytes, write_wav
 
@@ -245,7 +245,7 @@ def test_write_is_atomic_when_the_disk_fills(tmp_path: Path, monkeypatch: pytest
             return real_write(fd, bytes(data)[:1000])  # a short write, as on a nearly full disk
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(wav.os, "write", write_then_fill)
+    monkeypatch.setattr(atomic.os, "write", write_then_fill)
     with pytest.raises(AudioWriteError, match=r"answer\.wav: cannot write WAV \(the disk is full\)") as info:
         write_wav(path, AudioClip(b"\0" * 64000, 16000))
     assert isinstance(info.value, AssistantError)

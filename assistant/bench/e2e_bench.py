@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from assistant.bench.machine import median, p95, ratio
+from assistant.stats import median, p95, ratio
 from assistant.bench.speech_bench import SpokenQuestion, mic_chunks, paced
 from assistant.errors import AssistantError
 from assistant.speech.asr import Transcriber

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 
 from assistant.power.battery_config import BatteryConfig
 from assistant.power.energy import EnergyMark, EnergyMeter
+from assistant.errors import BatteryReadError
 from assistant.power.gauges import Gauge, open_gauge
 from assistant.power.gauges.detect import simulated_pack
 from assistant.power.gauges.simulated import SimulatedPack
@@ -52,7 +53,7 @@ class EnergyProbe:
         self._gauge: Gauge = gauge if gauge is not None else open_gauge(battery)
         self._pack: SimulatedPack | None = None
         self._meter: EnergyMeter | None = None
-        if isinstance(self._gauge, SimulatedPack):
+        if _simulated(self._gauge):
             self._gauge.close()
             sim = replace(battery.simulated, time_scale=1.0, external_power=False, start_soc_pct=100.0)
             self._pack = simulated_pack(replace(battery, simulated=sim))
@@ -103,3 +104,11 @@ class EnergyProbe:
         if self._meter is not None:
             self._meter.stop()
         self._gauge.close()
+
+
+def _simulated(gauge: Gauge) -> bool:
+    """The gauge's readings say they are a simulation (a gauge that cannot be read is not one)."""
+    try:
+        return gauge.read().simulated
+    except BatteryReadError:
+        return False

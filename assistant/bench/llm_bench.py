@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from assistant.bench.energy_probe import EnergyProbe
-from assistant.bench.machine import CONTENDED_CORES, CpuWatch, median, peak_rss_mb, ratio
+from assistant.bench.machine import CONTENDED_CORES, CpuWatch, peak_rss_mb
+from assistant.stats import median, ratio
 from assistant.bench.quality import PERPLEXITY_METHOD, factual_questions, heldout_text, perplexity
 from assistant.bench.raw_llama import RawLlama
 from assistant.bench.settings import QA_MAX_TOKENS, SPEED_QUESTIONS, SPEED_SYSTEM_PROMPT, BenchSettings
 from assistant.config import AssistantConfig
+from assistant.models.twin import twin_info
 from assistant.speech.llm import LlamaResponder
 from assistant.speech.sentences import word_count
 
@@ -57,7 +60,10 @@ def measure_tier(job: TierJob, cfg: AssistantConfig, settings: BenchSettings) ->
     question each; factual questions (greedy, the appliance's system prompt); peak RSS (VmHWM) at
     that point, i.e. of a process that has loaded and used this model and nothing else; then the
     raw C-API model for the prompt speed and the perplexity (loaded after the RSS was read).
+    A speed twin (random weights) gets no quality measures, and its words are its tokens x the
+    words per token its metadata gives, labelled estimated.
     """
+    twin = twin_info(job.model)
     responder = _responder(job, cfg, settings.speed_tokens)
     probe = EnergyProbe(cfg.battery)
     try:
@@ -65,12 +71,16 @@ def measure_tier(job: TierJob, cfg: AssistantConfig, settings: BenchSettings) ->
         _ask(responder, WARMUP_QUESTION)
         budget = [settings.retries]
         runs = [_speed_run(responder, probe, q, budget) for q in SPEED_QUESTIONS[: settings.speed_reps]]
+        if twin is not None:
+            for r in runs:
+                r["words"] = round(r["tokens"] * twin.words_per_token)
         tokens = sum(r["tokens"] for r in runs)
         joules = sum(r["joules"] for r in runs)
         words = sum(r["words"] for r in runs)
         usable_j = cfg.battery.usable_wh * 3600.0
         gen_tokens = sum(max(0, r["tokens"] - 1) for r in runs)
         gen_joules = sum(r["joules"] * r["decode_s"] / r["seconds"] for r in runs if r["seconds"] > 0)
+        gen_cpu_s = sum(r["cpu_s"] * r["decode_s"] / r["seconds"] for r in runs if r["seconds"] > 0)
         energy = {
             "source": probe.source, "measured": all(r["measured"] for r in runs),
             "tokens": tokens, "joules": joules, "words": words, "seconds": sum(r["seconds"] for r in runs),
@@ -78,26 +88,35 @@ def measure_tier(job: TierJob, cfg: AssistantConfig, settings: BenchSettings) ->
             "gen_tpj": ratio(gen_tokens, gen_joules), "words_per_token": ratio(words, tokens),
             "usable_pack_j": usable_j, "wbl": ratio(words * usable_j, joules),
             "mean_w": ratio(joules, sum(r["seconds"] for r in runs)),
+            "words_estimated": twin.words_estimate() if twin is not None else None,
             "definition": "gen_tpj (the ladder's figure, as the study's): tokens after the first / energy from the "
                           "first to the last token (each run's mean power x its decode time); tpj: tokens / energy "
                           "of the whole reply (uncached prompt too); W/BL = words x usable pack energy / energy of "
                           "the whole reply",
         }
-        qa = _factual(responder, cfg, settings)
+        qa = _factual(responder, cfg, settings) if twin is None else None
         rss = peak_rss_mb()
     finally:
         responder.close()
         probe.close()
-    prompt, ppl = _raw_measures(job, settings)
+    prompt, ppl = _raw_measures(job, settings, perplexity_too=twin is None)
+    if twin is not None:
+        quality = {"none": twin.label}
+    else:
+        quality = {**(qa or {}), **ppl}
     return {
         "name": job.name, "quant": job.quant, "model": str(job.model), "threads": job.threads, "n_ctx": job.n_ctx,
         "load_s": load_s,
         "gen_tps": median([r["tps"] for r in runs if r["tps"] is not None]),
         "first_token_s": median([r["first_token_s"] for r in runs if r["first_token_s"] is not None]),
         "contended_runs": sum(r["contended"] for r in runs), "retried_runs": sum(r["attempts"] > 1 for r in runs),
+        "gen_cpu_ms_per_token": ratio(1000 * gen_cpu_s, gen_tokens),
+        "cpu_note": "process CPU time (all threads) from the first to the last token, per token after the first: "
+                    "what the simulated pack's power model is driven by, steadier than tok/s on a shared machine",
         "speed_runs": runs, "energy": energy, "peak_rss_mb": rss,
         "rss_note": "VmHWM of a fresh process that loaded and used only this model (llama-cpp-python + numpy)",
-        **prompt, "quality": {**qa, **ppl},
+        **prompt, "quality": quality, "twin": twin.label if twin is not None else None,
+        "shapes_of": twin.shapes_of if twin is not None else None,
     }
 
 
@@ -111,13 +130,15 @@ def _speed_run(responder: LlamaResponder, probe: EnergyProbe, question: str, bud
         watch = CpuWatch()
         watch.start()
         probe.start()
+        cpu0 = time.process_time()
         text = _ask(responder, question)
+        cpu_s = time.process_time() - cpu0
         span = probe.stop()
         others = watch.others_cores()
         g = responder.last
         run = {"question": question, "tokens": g.tokens, "prompt_tokens": g.prompt_tokens,
                "first_token_s": g.first_token_s, "decode_s": g.decode_s, "tps": g.tps, "words": word_count(text),
-               "joules": span.joules, "seconds": span.seconds, "busy_cores": span.busy_cores,
+               "joules": span.joules, "seconds": span.seconds, "busy_cores": span.busy_cores, "cpu_s": cpu_s,
                "measured": span.measured, "stop": g.stop, "others_cores": others,
                "contended": others > CONTENDED_CORES, "attempts": attempt}
         if not run["contended"] or budget[0] <= 0:
@@ -144,7 +165,8 @@ def _factual(responder: LlamaResponder, cfg: AssistantConfig, settings: BenchSet
                          "accepted answer appears in it as a whole word, any case", "qa_answers": answers}
 
 
-def _raw_measures(job: TierJob, settings: BenchSettings) -> tuple[dict[str, Any], dict[str, Any]]:
+def _raw_measures(job: TierJob, settings: BenchSettings, *,
+                  perplexity_too: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
     window = settings.ppl_window
     n_ctx = max(window, settings.prompt_tokens)
     with RawLlama(job.model, n_ctx=n_ctx, threads=job.threads, n_batch=n_ctx) as raw:
@@ -152,9 +174,11 @@ def _raw_measures(job: TierJob, settings: BenchSettings) -> tuple[dict[str, Any]
         head = tokens[: settings.prompt_tokens]
         times = [raw.eval_prompt(head) for _ in range(3)]
         scored = tokens[: settings.ppl_tokens] if settings.ppl_tokens else tokens
-        ppl = perplexity(raw, scored, window=window, stride=settings.ppl_stride)
+        ppl = perplexity(raw, scored, window=window, stride=settings.ppl_stride) if perplexity_too else None
     prompt = {"prompt_tps": len(head) / min(times), "prompt_tps_tokens": len(head),
               "prompt_note": "held-out tokens evaluated in one batch from an empty cache (llama.cpp C API), best of 3"}
+    if ppl is None:
+        return prompt, {}
     return prompt, {"perplexity": ppl.value, "ppl_tokens": ppl.tokens, "ppl_windows": ppl.windows,
                     "ppl_window": window, "ppl_stride": settings.ppl_stride, "ppl_text_tokens": len(tokens),
                     "ppl_method": PERPLEXITY_METHOD}

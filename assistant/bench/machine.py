@@ -5,10 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import platform
-import statistics
 import sys
 import time
-from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -150,28 +148,3 @@ def machine_facts() -> dict[str, Any]:
                                                "pocketsphinx", "numpy")},
         "load_average_start": load_average(),
     }
-
-
-def median(values: Sequence[float]) -> float | None:
-    """Median, None for no values."""
-    return float(statistics.median(values)) if values else None
-
-
-def p95(values: Sequence[float]) -> float | None:
-    """95th percentile by linear interpolation between order statistics (the largest value for n < 3)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    if len(ordered) < 3:
-        return float(ordered[-1])
-    pos = 0.95 * (len(ordered) - 1)
-    lo = int(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return float(ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo))
-
-
-def ratio(a: float | None, b: float | None) -> float | None:
-    """a / b, None when either is missing or b is zero."""
-    if a is None or b is None or b == 0:
-        return None
-    return a / b

@@ -75,6 +75,12 @@ class BenchSettings:
     retries: int = 2
     """Extra attempts, per tier and for the engine comparison, at timed LLM runs that other processes disturbed
     (more than 0.3 cores busy elsewhere)."""
+    accuracy_questions: int = 10
+    """Factual questions spoken by Piper (each in three WAV formats) for the cold/warm word error rates."""
+    people_recordings: int = 0
+    """Recordings of people (tests/data/people) in the cold/warm word error rates (0: all)."""
+    answer_questions: int = 20
+    """Factual questions asked spoken and typed for the answer share (0: all in the bundled set)."""
 
     def __post_init__(self) -> None:
         if self.retries < 0:
@@ -91,7 +97,8 @@ class BenchSettings:
             raise ValueError(f"ppl_stride {self.ppl_stride} must be within 1..ppl_window-1 ({self.ppl_window - 1})")
         if self.ppl_tokens and self.ppl_tokens < 2:
             raise ValueError("ppl_tokens must be 0 (all) or at least 2")
-        if min(self.qa_questions, self.asr_questions, self.tts_texts, self.e2e_questions) < 0 or self.idle_s < 0:
+        if min(self.qa_questions, self.asr_questions, self.tts_texts, self.e2e_questions, self.accuracy_questions,
+               self.people_recordings, self.answer_questions) < 0 or self.idle_s < 0:
             raise ValueError("question counts and idle_s must not be negative")
         if self.e2e_questions > len(E2E_QUESTIONS):
             raise ValueError(f"e2e_questions is at most {len(E2E_QUESTIONS)}")
@@ -99,16 +106,18 @@ class BenchSettings:
 
 FULL = BenchSettings(name="full", speed_reps=5, speed_tokens=128, qa_questions=0, ppl_tokens=0, prompt_tokens=256,
                      ppl_window=512, ppl_stride=384, overhead_reps=7, asr_questions=5, include_vosk=True,
-                     tts_texts=5, e2e_questions=5, e2e_reps=3, e2e_max_tokens=96, idle_s=30.0)
+                     tts_texts=5, e2e_questions=5, e2e_reps=3, e2e_max_tokens=96, idle_s=30.0,
+                     accuracy_questions=20, people_recordings=0, answer_questions=0)
 """Every question, the whole held-out text, five repetitions: about five minutes on two x86 cores."""
 
 QUICK = BenchSettings(name="quick", speed_reps=3, speed_tokens=96, qa_questions=20, ppl_tokens=1024,
                       prompt_tokens=256, ppl_window=512, ppl_stride=384, overhead_reps=5, asr_questions=3,
-                      include_vosk=True, tts_texts=3, e2e_questions=3, e2e_reps=2, e2e_max_tokens=96, idle_s=10.0)
+                      include_vosk=True, tts_texts=3, e2e_questions=3, e2e_reps=2, e2e_max_tokens=96, idle_s=10.0,
+                      accuracy_questions=10, people_recordings=0, answer_questions=20)
 """Fewer questions and repetitions, the first 1,024 held-out tokens: under five minutes on two x86 cores."""
 
 TINY = BenchSettings(name="tiny", speed_reps=1, speed_tokens=24, qa_questions=2, ppl_tokens=96, prompt_tokens=32,
                      ppl_window=64, ppl_stride=48, overhead_reps=1, asr_questions=1, include_vosk=False, tts_texts=1,
                      e2e_questions=1, e2e_reps=1, e2e_max_tokens=48, idle_s=2.0, pace_audio=False,
-                     retries=0)
+                     retries=0, accuracy_questions=1, people_recordings=2, answer_questions=2)
 """The smallest run that exercises every part (for tests); its numbers mean little."""

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from assistant.bench.machine import median, p95
+from assistant.stats import median, p95
 from assistant.config import AssistantConfig
 from assistant.errors import AssistantError
 from assistant.messages import AudioClip
@@ -19,6 +18,7 @@ from assistant.speech.asr import Transcriber
 from assistant.speech.pipeline import chunk_pcm
 from assistant.speech.tts import PiperSynthesizer
 from assistant.speech.wav import convert
+from assistant.speech.words import word_errors
 
 _LOG = logging.getLogger(__name__)
 
@@ -74,22 +74,6 @@ def mic_chunks(clip: AudioClip, block_s: float) -> tuple[list[bytes], list[float
     return chunks, [len(c) / (2 * clip.rate) for c in chunks]
 
 
-def words(text: str) -> list[str]:
-    """Lower-case words without punctuation, as recognisers write them."""
-    return re.findall(r"[a-z0-9']+", text.lower())
-
-
-def word_errors(ref: str, hyp: str) -> tuple[int, int]:
-    """(word edits, reference words) between a reference and a transcript (Levenshtein on words)."""
-    r, h = words(ref), words(hyp)
-    row = list(range(len(h) + 1))
-    for i, rw in enumerate(r, 1):
-        diag, row[0] = row[0], i
-        for j, hw in enumerate(h, 1):
-            diag, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diag + (rw != hw))
-    return row[len(h)], len(r)
-
-
 @dataclass(frozen=True)
 class AsrEngine:
     """An installed recogniser to measure."""
@@ -98,6 +82,8 @@ class AsrEngine:
     english: bool
     """False for a model of another language (speed only: its transcripts of English speech mean nothing)."""
     open: Callable[[], Transcriber]
+    open_state: Callable[[Path | None], Transcriber] | None = None
+    """Start it keeping its saved state in the given directory (engines that keep one)."""
 
 
 def korean_test_model() -> Path | None:
@@ -117,7 +103,8 @@ def installed_engines(cfg: AssistantConfig, *, include_vosk: bool) -> list[AsrEn
     from assistant.speech.vosk_asr import VoskTranscriber
 
     rate = cfg.asr.rate
-    engines = [AsrEngine("pocketsphinx (fallback, en-US)", True, lambda: SphinxTranscriber(rate=rate))]
+    engines = [AsrEngine("pocketsphinx (fallback, en-US)", True, lambda: SphinxTranscriber(rate=rate),
+                         lambda state: SphinxTranscriber(rate=rate, state_dir=state))]
     if not include_vosk:
         return engines
     models_dir = cfg.paths.models_dir.expanduser()

@@ -22,6 +22,14 @@ PEAK_RSS_MB = 1000.0
 """Peak resident memory with the largest default tier loaded (MB, 10^6 bytes)."""
 TPJ_STEP = 1.03
 """A lower tier counts as cheaper when its TPJ is at least this factor above the tier above (3 %: beyond noise)."""
+COLD_WARM_WER = 0.03
+"""The first utterance after a start may have a word error rate at most this much above a warm recogniser's."""
+PIPER_COLD_WER = 0.22
+"""Piper-spoken questions in three WAV formats, each file after a fresh start: highest word error rate."""
+PEOPLE_READ_COLD_WER = 0.25
+"""People's read speech, each file after a fresh start: highest word error rate."""
+ANSWER_SHARE_POINTS = 10.0
+"""Spoken factual questions answered right: at most this many points below the same questions typed."""
 
 
 @dataclass(frozen=True)
@@ -147,9 +155,78 @@ def ladder_target(tiers: list[dict[str, Any]]) -> Verdict:
                                                                         "do not earn their place (see below)"))
 
 
+def _english_accuracy(speech: dict[str, Any] | None) -> list[dict[str, Any]]:
+    return [a for a in (speech or {}).get("accuracy", []) if "error" not in a and a.get("english")]
+
+
+def cold_warm_target(speech: dict[str, Any] | None) -> Verdict:
+    name = (f"cold WER (first utterance after a start: a file, or the microphone from the saved state) within "
+            f"{COLD_WARM_WER:g} of warm, every set")
+    engines = _english_accuracy(speech)
+    if not engines:
+        return Verdict(name, "NOT CHECKED", "no English recogniser's accuracy was measured")
+    parts, ok = [], True
+    for e in engines:
+        for set_name, row in e["sets"].items():
+            w = row["wer"]
+            gap = max(w["cold_file"] - w["warm_stream"], w["cold_stream_saved"] - w["warm_stream"])
+            ok = ok and gap <= COLD_WARM_WER
+            parts.append(f"{e['engine']} {set_name}: file {w['cold_file']:.2f}, stream from saved "
+                         f"{w['cold_stream_saved']:.2f}, warm {w['warm_stream']:.2f} (prior only "
+                         f"{w['cold_stream_prior']:.2f})")
+    return Verdict(name, "PASS" if ok else "MISS", "; ".join(parts))
+
+
+def _cold_file(speech: dict[str, Any] | None, set_name: str, kind: str | None) -> list[tuple[str, float]]:
+    out = []
+    for e in _english_accuracy(speech):
+        row = e["sets"].get(set_name)
+        if row is None:
+            continue
+        wer = row["wer"]["cold_file"] if kind is None else row.get("wer_by_kind", {}).get(kind, {}).get("cold_file")
+        if wer is not None:
+            out.append((e["engine"], wer))
+    return out
+
+
+def piper_cold_target(speech: dict[str, Any] | None) -> Verdict:
+    name = f"Piper-spoken questions in three WAV formats, cold (a file after a fresh start): WER <= {PIPER_COLD_WER:g}"
+    found = _cold_file(speech, "piper", None)
+    if not found:
+        return Verdict(name, "NOT CHECKED", "the Piper set was not measured")
+    return Verdict(name, "PASS" if all(w <= PIPER_COLD_WER for _, w in found) else "MISS",
+                   "; ".join(f"{e}: {w:.3f}" for e, w in found))
+
+
+def people_cold_target(speech: dict[str, Any] | None) -> Verdict:
+    name = f"people's read speech, cold (a file after a fresh start): WER <= {PEOPLE_READ_COLD_WER:g}"
+    found = _cold_file(speech, "people", "read speech")
+    if not found:
+        return Verdict(name, "NOT CHECKED", "no recordings of people's read speech were measured")
+    return Verdict(name, "PASS" if all(w <= PEOPLE_READ_COLD_WER for _, w in found) else "MISS",
+                   "; ".join(f"{e}: {w:.3f}" for e, w in found))
+
+
+def answer_share_target(speech: dict[str, Any] | None) -> Verdict:
+    name = f"spoken factual questions answered right within {ANSWER_SHARE_POINTS:g} points of the same typed"
+    a = (speech or {}).get("answers")
+    if not a or "error" in a or not a.get("questions"):
+        return Verdict(name, "NOT CHECKED", (a or {}).get("error", "the answer share was not measured"))
+    sh = a["share"]
+    gap = 100.0 * (sh["text"] - sh["spoken"])
+    detail = (f"spoken {100 * sh['spoken']:.0f} % vs typed {100 * sh['text']:.0f} % of {a['questions']} "
+              f"({a['asr']}, tier {a['tier']}); the transcript as heard {100 * sh['spoken_raw']:.0f} %, typed in "
+              f"lower case {100 * sh['text_lower']:.0f} %, that written as a question {100 * sh['text_normalised']:.0f} %")
+    return Verdict(name, "PASS" if gap <= ANSWER_SHARE_POINTS else "MISS", detail)
+
+
 def check_all(result: dict[str, Any]) -> list[Verdict]:
     """Every target against one benchmark result."""
     return [
+        cold_warm_target(result.get("speech")),
+        piper_cold_target(result.get("speech")),
+        people_cold_target(result.get("speech")),
+        answer_share_target(result.get("speech")),
         streaming_target(result.get("e2e")),
         engine_target(result.get("engine_overhead")),
         asr_target(result.get("speech")),

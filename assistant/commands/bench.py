@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--quick", action="store_true", help="fewer questions and repetitions (under 5 minutes on 2 cores)")
     p.add_argument("--json", type=Path, metavar="FILE", help="write every figure, with its source, to FILE")
     p.add_argument("--plot", type=Path, metavar="FILE.png", help="write the four-panel figure (needs matplotlib)")
+    p.add_argument("--twin", action="store_true", help="also measure the speed twin's ladder (assistant models "
+                   "make-twin): a bigger model's speed, CPU per token, TPJ and RSS; random weights, no quality")
     p.set_defaults(func=run_bench_command)
 
 
@@ -53,7 +55,7 @@ def run_bench_command(args: argparse.Namespace, cfg: AssistantConfig) -> int:
     def progress(msg: str) -> None:
         print(f"bench: {msg} ...", file=sys.stderr, flush=True)
 
-    result = json_ready(run_bench(cfg, QUICK if args.quick else FULL, progress=progress))
+    result = json_ready(run_bench(cfg, QUICK if args.quick else FULL, twin=args.twin, progress=progress))
     print(render(result))  # first, so that nothing measured is lost if a file cannot be written
     if args.json is not None:
         path = args.json.expanduser()

@@ -20,6 +20,15 @@ LOG_EVERY = 10
 """Without a terminal, a progress line every this many turns."""
 
 
+def _until(text: str) -> float | str:
+    if text == "brownout":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is neither a state of charge (%) nor 'brownout'") from None
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("drain-test", help="run spoken turns back to back until the battery cut-off, logging everything",
                        description="Run the real pipeline (ASR, LLM, TTS) turn after turn from a prompt corpus until "
@@ -31,8 +40,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--prompts", type=Path, metavar="FILE|DIR",
                    help="questions: a text file (one a line), a WAV, or a directory of WAVs with optional .txt "
                    "transcripts (default: the bundled corpus, spoken once by Piper)")
-    p.add_argument("--until", type=float, metavar="PCT", help="stop at this state of charge (default: the ladder's "
-                   "shutdown threshold)")
+    p.add_argument("--until", type=_until, metavar="PCT|brownout",
+                   help="stop early at this state of charge (default: the pack's empty point, where the appliance "
+                   "powers off); 'brownout': run on until the power goes (a real gauge only), then "
+                   "`--resume` after the power is back measures and stores this device's empty point")
+    p.add_argument("--target-hours", type=float, metavar="H",
+                   help="let the governor make the charge last H hours (of the pack's time), keeping the richest "
+                        "tier that reaches it")
     p.add_argument("--time-scale", type=float, metavar="N", help="simulated pack: simulated seconds per real second")
     p.add_argument("--capacity-wh", type=float, metavar="X", help="simulated pack: nominal capacity (Wh)")
     p.add_argument("--out", type=Path, metavar="RUN_DIR", help="run directory (default: STATE_DIR/drain/<run id>)")
@@ -41,6 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--speaker", choices=SPEAKERS, default="null",
                    help="where answers are played: the sound device, nowhere, or a WAV per turn (default: null)")
     p.add_argument("--max-turns", type=int, metavar="N", help="stop after N turns of the run in total")
+    p.add_argument("--twin", action="store_true", help="run on the speed twin's ladder (assistant models make-twin): "
+                   "speed and energy of a bigger model, words estimated, no quality")
     p.add_argument("--shutdown", action="store_true", help="on a real battery gauge, power the device off at the "
                    "cut-off (default: only say what would happen)")
     p.set_defaults(func=run_drain)
@@ -138,14 +154,17 @@ def run_drain(args: argparse.Namespace, cfg: AssistantConfig) -> int:
                 run_dir = found
             result = resume_run(cfg, run_dir, max_turns=args.max_turns, progress=progress)
         else:
-            opts = DrainOptions(tier=args.tier, prompts=args.prompts, until_pct=args.until, time_scale=args.time_scale,
+            brownout = args.until == "brownout"
+            opts = DrainOptions(tier=args.tier, prompts=args.prompts,
+                                until_pct=None if brownout else args.until, until_brownout=brownout,
+                                time_scale=args.time_scale, target_hours=args.target_hours,
                                 capacity_wh=args.capacity_wh, speaker=args.speaker, max_turns=args.max_turns,
-                                shutdown=args.shutdown)
+                                shutdown=args.shutdown, twin=args.twin)
             result = start_run(cfg, opts, args.out, progress=progress)
     finally:
         signal.signal(signal.SIGTERM, previous)
         progress.end()
-    if result.status == "finished" and not result.simulated and args.shutdown:
+    if result.status == "finished" and not result.simulated and args.shutdown and not result.empty_point_measured:
         done = Shutdowner(cfg.shutdown).execute(f"drain run {result.run_id}: {result.reason}")
         result = replace(result, shutdown_command=tuple(cfg.shutdown.command), shutdown_done=done)
     return _summary(result, cfg)

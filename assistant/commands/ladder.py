@@ -5,22 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from assistant.config import AssistantConfig, build
+from assistant.config_edit import read_config_text, write_section
 from assistant.errors import ConfigError
 from assistant.models import embedded
-from assistant.models.ladder import DEFAULT_TYPES, LadderEntry, build_ladder, ladder_to_tiers
+from assistant.models.ladder import DEFAULT_TYPES, LadderEntry, build_ladder, leaner_types
+from assistant.models.tier_ladder import ladder_to_tiers, offered
 from assistant.power.tiers import TierConfig
 
 _LOG = logging.getLogger(__name__)
 
-_TOP_KEY = re.compile(r"^tiers\s*:")
 MARKER = "# tier ladder written by `assistant models`\n"
 
 
@@ -58,75 +55,16 @@ def tiers_to_mapping(cfg: TierConfig) -> dict[str, Any]:
             if t.reply_words is not None:
                 row["reply_words"] = t.reply_words
         rows.append(row)
-    out: dict[str, Any] = {"tiers": rows, "hysteresis_pct": cfg.hysteresis_pct,
-                           "hysteresis_v": cfg.hysteresis_v, "shutdown_soc_pct": cfg.shutdown_soc_pct}
-    if cfg.shutdown_voltage_v is not None:
-        out["shutdown_voltage_v"] = cfg.shutdown_voltage_v
+    out: dict[str, Any] = {"tiers": rows, "hysteresis_pct": cfg.hysteresis_pct, "hysteresis_v": cfg.hysteresis_v}
     if cfg.default_tier is not None:
         out["default_tier"] = cfg.default_tier
     return out
 
 
-def replace_section(text: str, key_re: re.Pattern[str], block: str) -> str:
-    """``text`` with the top-level block matched by ``key_re`` replaced by ``block`` (appended if absent).
-
-    Works on lines, so comments and layout elsewhere in the file survive.
-    """
-    lines = text.splitlines(keepends=True)
-    key = next((i for i, line in enumerate(lines) if key_re.match(line)), None)
-    if key is None:
-        sep = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
-        return text + sep + block
-    start = key - 1 if key > 0 and lines[key - 1] == MARKER else key  # our label goes with its block
-    end = key + 1
-    while end < len(lines) and (not lines[end].strip() or lines[end][0] in " \t"):
-        end += 1
-    tail = lines[end:]
-    return "".join(lines[:start]) + block + ("\n" if tail else "") + "".join(tail)
-
-
-def read_config_text(path: Path) -> tuple[str, dict[str, Any]]:
-    """The config file's text and its parsed mapping ("" and {} when it does not exist yet)."""
-    try:
-        old = path.read_text(encoding="utf-8") if path.exists() else ""
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-    try:
-        data = yaml.safe_load(old) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML, not touching it: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections, not touching it")
-    return old, data
-
-
 def write_tiers_config(path: Path, tiers: TierConfig) -> None:
     """Write the ``tiers:`` section into ``path`` atomically, keeping every other section and comment."""
-    old, before = read_config_text(path)
-    section = tiers_to_mapping(tiers)
-    block = MARKER + yaml.safe_dump(
-        {"tiers": section}, sort_keys=False, default_flow_style=False)
-    new = replace_section(old, _TOP_KEY, block)
-    after = yaml.safe_load(new)
-    rest_before = {k: v for k, v in before.items() if k != "tiers"}
-    rest_after = {k: v for k, v in after.items() if k != "tiers"}
-    if after.get("tiers") != section or rest_after != rest_before:
-        raise ConfigError(f"{path}: could not replace the tiers section without touching the others; "
-                          "edit it by hand")
-    build(TierConfig, section, str(path), "tiers.")  # what will be loaded must validate
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with tmp.open("w", encoding="utf-8") as fh:
-            fh.write(new)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise ConfigError(f"cannot write config file {path}: {exc}") from exc
-    _LOG.info("tiers section written to %s", path)
+    write_section(path, "tiers", tiers_to_mapping(tiers), marker=MARKER,
+                  validate=lambda section: build(TierConfig, section, str(path), "tiers."))
 
 
 def _table(entries: list[LadderEntry]) -> str:
@@ -154,16 +92,21 @@ def run_build_ladder(args: argparse.Namespace, cfg: AssistantConfig) -> int:
         read_config_text(args.write_config)  # fail before the slow part, not after it
     entries = build_ladder(source, out_dir, types, threads=args.threads,
                            allow_ternary=args.allow_ternary, force=args.force)
-    tiers = ladder_to_tiers(entries)
+    _, skipped = leaner_types([t.strip().upper() for t in types], entries[0].label, entries[0].info.bits_per_weight)
+    rungs, why = offered(entries)
+    notes = skipped + why
+    tiers = ladder_to_tiers(rungs)
     if args.write_config is not None:
         write_tiers_config(args.write_config, tiers)
     if args.json:
         print(json.dumps({"source": str(source), "out": str(out_dir),
-                          "entries": [e.to_dict() for e in entries], "tiers": tiers_to_mapping(tiers),
+                          "entries": [e.to_dict() for e in entries], "notes": notes, "tiers": tiers_to_mapping(tiers),
                           "config_written": str(args.write_config) if args.write_config else None}, indent=2))
         return 0
     print(f"ladder from {source}\n       into {out_dir}\n")
     print(_table(entries))
+    for note in notes:
+        print(f"  - {note}")
     print("\ntiers (richest real bits per weight first):")
     for t in tiers.tiers:
         model = t.model.name if t.model is not None else "-"

@@ -10,13 +10,17 @@ from pathlib import Path
 from typing import TextIO
 
 from assistant.commands.ladder import add_build_ladder, write_tiers_config
+from assistant.commands.twin import add_make_twin
 from assistant.config import AssistantConfig
-from assistant.errors import ModelError
+from assistant.errors import ConfigError, ModelError
 from assistant.models.catalogue import CatalogueEntry, load_catalogue
-from assistant.models.install import InstallResult, install
-from assistant.models.inventory import RESERVE_MB, available, list_models, remove, verify
+from assistant.models.gguf_info import read_gguf_info
+from assistant.models.install import InstallResult, disk_free, install
+from assistant.models.inventory import RESERVE_MB, available, list_models, mem_total_mb, remove, verify
 from assistant.models.manifest import MANIFEST, read_manifest
 from assistant.models.offer import LadderOffer, offer_ladder
+from assistant.models.pick import ROLE_NAMES, plan_for_device
+from assistant.models.twin import find_twin
 
 _LOG = logging.getLogger(__name__)
 
@@ -35,8 +39,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     lst.add_argument("--available", action="store_true",
                      help="the whole catalogue, with download size, RAM needed and whether it fits this device")
     lst.set_defaults(func=run_list)
-    ins = msub.add_parser("install", help="download (or take --from FILE) a catalogued model, verify and place it")
-    ins.add_argument("name", help="catalogue name, e.g. vosk-en")
+    ins = msub.add_parser("install", help="download (or take --from FILE) a catalogued model, verify and place it",
+                          description="Install one catalogued model by name, or with --for-this-device the "
+                          "language model and recogniser that fit this device's memory (MemTotal in "
+                          "/proc/meminfo) and disk, all loaded at once.")
+    ins.add_argument("name", nargs="?", help="catalogue name, e.g. vosk-en")
+    ins.add_argument("--for-this-device", action="store_true",
+                     help="choose by this device's memory and disk: the best language model and recogniser that fit "
+                     "together (a Pi 5 with 4 GB or more: llama-3.2-1b and vosk-en-lgraph)")
+    ins.add_argument("--pick", action="append", default=[], metavar="NAME",
+                     help="with --for-this-device: take this catalogue entry for its role instead (repeatable)")
+    ins.add_argument("--dry-run", action="store_true", help="with --for-this-device: show the choice, install nothing")
     ins.add_argument("--from", dest="from_file", type=Path, metavar="FILE",
                      help="install from this local file (or a folder holding a multi-file model's files); "
                      "it is checked exactly like a download")
@@ -55,6 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     for p in (lst, ins, ver, rem):
         p.add_argument("--dir", type=Path, metavar="DIR", help="models directory (default: paths.models_dir)")
     add_build_ladder(msub)
+    add_make_twin(msub)
 
 
 def _models_dir(cfg: AssistantConfig, args: argparse.Namespace | None = None) -> Path:
@@ -92,6 +106,18 @@ def run_list(args: argparse.Namespace, cfg: AssistantConfig) -> int:
             print(f"    path:    {m.path}")
         if m.sha256 is not None:
             print(f"    sha256:  {m.sha256}")
+    twin = find_twin(_models_dir(cfg, args))
+    if twin is not None:
+        first = twin.files[0]
+        print(f"{'speed-twin':20} {'llm':13} {'SPEED TWIN':14} {_mb(twin.size_bytes):>9}  none (random weights)")
+        print(f"    {first.label}; the shapes of {first.shapes_of}. Never used to answer a person: "
+              "for `assistant bench --twin` and `assistant drain-test --twin` only")
+        print(f"    path:    {twin.folder}")
+        for info in twin.files:
+            print(f"    file:    {info.path.relative_to(twin.folder)} ({_mb(info.path.stat().st_size)})")
+        print(f"    words:   {first.words_estimate()}")
+        if twin.tiers_file is None:
+            print("    no tiers file: make-twin did not finish; run `assistant models make-twin` again")
     return 0
 
 
@@ -132,16 +158,51 @@ class ProgressBar:
 
 
 def run_install(args: argparse.Namespace, cfg: AssistantConfig) -> int:
-    """Install one model, say what was checked, and for an LLM offer its tier ladder."""
+    """Install one model (or this device's choice), say what was checked, and for an LLM offer its tier ladder."""
     models_dir = _models_dir(cfg, args)
     cat = _catalogue(args)
+    if args.for_this_device:
+        if args.name is not None or args.from_file is not None:
+            raise ConfigError("--for-this-device chooses the models itself: give no NAME and no --from "
+                              "(use --pick NAME to choose one yourself)")
+        return _install_for_device(args, cfg, cat, models_dir)
+    if args.pick or args.dry_run:
+        raise ConfigError("--pick and --dry-run go with --for-this-device")
+    if args.name is None:
+        raise ConfigError("name the model to install (assistant models list --available), or use --for-this-device")
+    return _install_one(args, cfg, cat, models_dir, args.name)
+
+
+def _install_for_device(args: argparse.Namespace, cfg: AssistantConfig, cat: dict[str, CatalogueEntry],
+                        models_dir: Path) -> int:
+    models_dir.mkdir(parents=True, exist_ok=True)
+    plan = plan_for_device(cat, mem_total_mb(), picks=args.pick, disk_free=disk_free(models_dir))
+    ram = "unknown" if plan.mem_total_mb is None else f"{plan.mem_total_mb} MB"
+    print(f"this device: {ram} of RAM ({plan.budget_mb} MB for the engines, all loaded at once), "
+          f"{disk_free(models_dir) / 1e9:.1f} GB free in {models_dir}")
+    for c in plan.choices:
+        state = "install" if c.entry is not None else "keep"
+        print(f"  {ROLE_NAMES[c.role]:<18} {state:<8} {c.name:<20} {c.ram_mb:>5} MB  {c.why}")
+    for warning in plan.warnings:
+        print(f"  warning: {warning}")
+    if args.dry_run or not plan.to_install:
+        print("nothing installed (--dry-run)" if args.dry_run else "nothing to install: the embedded models stay")
+        return 0
+    for entry in plan.to_install:
+        print(f"\n== {entry.name} ==")
+        _install_one(args, cfg, cat, models_dir, entry.name)
+    return 0
+
+
+def _install_one(args: argparse.Namespace, cfg: AssistantConfig, cat: dict[str, CatalogueEntry], models_dir: Path,
+                 name: str) -> int:
     if args.write_config is not None:
-        from assistant.commands.ladder import read_config_text
+        from assistant.config_edit import read_config_text
 
         read_config_text(args.write_config.expanduser())  # a broken config fails before the download
     bar = ProgressBar("checking" if args.from_file else "downloading")
     try:
-        result = install(args.name, models_dir=models_dir, from_file=args.from_file, progress=bar, catalogue=cat,
+        result = install(name, models_dir=models_dir, from_file=args.from_file, progress=bar, catalogue=cat,
                          force=args.force, with_ladder=not args.no_ladder)
     finally:
         bar.end()
@@ -162,6 +223,10 @@ def run_install(args: argparse.Namespace, cfg: AssistantConfig) -> int:
         onnx = next(f.name for f in entry.files if f.name.endswith(".onnx"))
         print(f"to speak with it, set tts.voice: {model.path / onnx}")
     elif entry.kind == "llm" and not args.no_ladder:
+        if not read_gguf_info(model.path / entry.files[0].name).chat_template:
+            print(f"{model.name} is a base model (no chat template): no tier is offered and the appliance does not "
+                  "talk with it; it can be measured (e.g. with llama.cpp's own tools)")
+            return 0
         try:
             offer = offer_ladder(model, entry, threads=args.threads)
         except ModelError as exc:
@@ -174,7 +239,7 @@ def run_install(args: argparse.Namespace, cfg: AssistantConfig) -> int:
                   "reads that file (its other sections are unchanged)")
         else:
             print(f"\nnothing in your configuration was changed. To make this the default ladder, run:\n"
-                  f"  {_write_command(args, cfg)}")
+                  f"  {_write_command(args, cfg, model.name)}")
     return 0
 
 
@@ -211,7 +276,7 @@ def _report_offer(offer: LadderOffer) -> None:
             print(f"  {t.name:<10} SoC >= {t.enter_soc_pct:>4g} %  {t.kind}")
 
 
-def _write_command(args: argparse.Namespace, cfg: AssistantConfig) -> str:
+def _write_command(args: argparse.Namespace, cfg: AssistantConfig, name: str) -> str:
     target = cfg.source if cfg.source is not None else DEFAULT_CONFIG
     parts = ["assistant"]
     if cfg.source is not None:
@@ -219,7 +284,7 @@ def _write_command(args: argparse.Namespace, cfg: AssistantConfig) -> str:
     parts.append("models")
     if args.catalogue is not None:
         parts += ["--catalogue", str(args.catalogue)]
-    parts += ["install", args.name]
+    parts += ["install", name]
     if args.dir is not None:
         parts += ["--dir", str(args.dir)]
     return " ".join([*parts, "--write-config", str(target)])

@@ -5,14 +5,20 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 from assistant.config import AssistantConfig
+from assistant.power.cutoff import power_source
+from assistant.power.empty_store import empty_point_for
 from assistant.power.gauges import open_gauge
-from assistant.power.tiers import choose_tier, default_ladder, unavailable_tiers
-from assistant.power.turnlog import read_log, summarize
+from assistant.power.governor import Costs, Plan, plan, remaining_energy_j
+from assistant.messages import BatteryReading
+from assistant.models.tier_ladder import default_ladder, unavailable_tiers
+from assistant.power.tiers import TierConfig, choose_tier
 from assistant.session import TURN_LOG
+from assistant.turnlog import read_turns, summarize
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -26,17 +32,24 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run_battery(args: argparse.Namespace, cfg: AssistantConfig) -> int:
-    gauge = open_gauge(cfg.battery)
+    gauge = open_gauge(cfg.battery, when_missing="raise")
     try:
         reading = gauge.read()
     finally:
         gauge.close()
+    empty = empty_point_for(cfg.battery, gauge.empty_point, gauge=gauge.name, state_dir=cfg.paths.state_dir,
+                            config_file=cfg.source)
     tiers = cfg.tiers or default_ladder(cfg.paths.models_dir.expanduser())
     missing = unavailable_tiers(tiers)
-    tier = choose_tier(reading, tiers, None, unavailable=missing)
+    tier = choose_tier(reading, tiers, None, empty=empty, unavailable=missing)
+    outlook = _outlook(cfg, tiers, missing, reading, empty.soc_pct)
     data: dict[str, Any] = {"reading": dataclasses.asdict(reading), "gauge": gauge.name, "tier": tier.name,
                             "quant": tier.quant, "kind": tier.kind, "model": str(tier.model) if tier.model else None,
-                            "unavailable_tiers": sorted(missing), "usable_wh": cfg.battery.usable_wh}
+                            "unavailable_tiers": sorted(missing), "usable_wh": cfg.battery.usable_wh,
+                            "power_source": power_source(reading),
+                            "empty_point": dataclasses.asdict(empty), "simulated": reading.simulated,
+                            "outlook": [dataclasses.asdict(o) for o in outlook.outlooks],
+                            "target_hours_left": outlook.target_hours_left}
     if args.json:
         print(json.dumps(data, indent=2, default=str))
         return 0
@@ -45,15 +58,38 @@ def run_battery(args: argparse.Namespace, cfg: AssistantConfig) -> int:
     def opt(v: float | None, fmt: str, unit: str) -> str:
         return "unknown" if v is None else f"{v:{fmt}} {unit}"
 
-    print(f"Gauge: {gauge.name} ({r.source})")
+    print(f"Gauge: {gauge.name} ({r.source})" + (": a SIMULATION, nothing here is measured" if r.simulated else ""))
     print(f"  voltage {r.voltage_v:.3f} V, current {opt(r.current_a, '+.3f', 'A')}, power {opt(r.power_w, '+.2f', 'W')}"
           + (" (estimated)" if r.power_estimated else ""))
     print(f"  charge {opt(r.soc_pct, '.1f', '%')}" + (" (from the voltage curve)" if r.soc_estimated else "")
           + f", charging {r.charging}, external power {r.external_power}")
+    cell = "" if r.cell_voltage_v is None else f", weakest cell {r.cell_voltage_v:.3f} V"
+    print(f"  power source: {power_source(r)}{cell}; empty at {empty.describe()}")
     print(f"Tier: {tier.name} ({tier.kind}, {tier.quant})" + (f" -> {tier.model}" if tier.model else ""))
     if missing:
         print(f"  unavailable tiers (model missing or corrupt): {', '.join(sorted(missing))}")
+    known = [o for o in outlook.outlooks if o.hours is not None]
+    if known:
+        print("Until the empty point, at the recent rate of questions (from the turn log):")
+        for o in known:
+            meets = "" if o.meets_target is None else ("  reaches the target" if o.meets_target else "  short of the target")
+            print(f"  {o.tier:<10} about {o.answers} more answers, {o.hours:.1f} h{meets}")
+    else:
+        print("Answers left per tier: not known yet (the turn log holds too few answers of each tier)")
     return 0
+
+
+def _outlook(cfg: AssistantConfig, tiers: TierConfig, missing: set[str], reading: BatteryReading,
+             empty_soc_pct: float | None) -> Plan:
+    """How far the pack goes on each available tier, from the costs the turn log has measured."""
+    costs = Costs(rate_window_s=cfg.governor.rate_window_min * 60.0)
+    costs.add_entries(read_turns(cfg.paths.state_dir.expanduser() / TURN_LOG).entries)
+    now = time.time()
+    target = cfg.governor.target_unix(now) if cfg.governor.until is not None else None
+    remaining = remaining_energy_j(reading.soc_pct or 0.0, empty_soc_pct or 0.0, cfg.battery.usable_wh * 3600.0)
+    return plan([t.name for t in tiers.ladder if t.name not in missing], costs.costs(), remaining_j=remaining,
+                idle_w=max(0.0, -(reading.power_w or 0.0)), per_hour=costs.per_hour(now),
+                hours_left=None if target is None else (target - now) / 3600.0)
 
 
 def _fmt(v: float | None, spec: str) -> str:
@@ -62,14 +98,14 @@ def _fmt(v: float | None, spec: str) -> str:
 
 def run_stats(args: argparse.Namespace, cfg: AssistantConfig) -> int:
     path = args.log or cfg.paths.state_dir.expanduser() / TURN_LOG
-    log = read_log(path)
-    stats = summarize(log.records)
+    log = read_turns(path)
+    stats = summarize(log.entries)
     if args.json:
-        print(json.dumps({"log": str(path), "turns": len(log.records), "torn_lines": log.torn_lines,
+        print(json.dumps({"log": str(path), "turns": len(log.entries), "torn_lines": log.torn_lines,
                           "bad_lines": log.bad_lines,
                           "tiers": {k: dataclasses.asdict(v) for k, v in stats.items()}}, indent=2))
         return 0
-    print(f"Turn log {path}: {len(log.records)} turns"
+    print(f"Turn log {path}: {len(log.entries)} turns"
           + (f", {log.torn_lines} torn line skipped" if log.torn_lines else "")
           + (f", bad lines skipped at {log.bad_lines}" if log.bad_lines else ""))
     if not stats:

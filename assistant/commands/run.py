@@ -21,14 +21,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "WAV file, the simulated battery pack")
     p.add_argument("--sim-speech", type=Path, help="with --sim: the question to speak (default: the bundled one)")
     p.add_argument("--sim-press-every", type=float, metavar="S",
-                   help="with --sim: press the button and ask the question every S seconds")
+                   help="with --sim: press the button and ask the question S seconds after each answer")
     p.add_argument("--sim-out", type=Path, help="with --sim: WAV the speaker writes (default STATE_DIR/sim-speaker.wav)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, cfg: AssistantConfig) -> int:
     from assistant.commands.turn import demo_question
-    from assistant.device.hardware import build_appliance, close_devices, press_periodically
+    from assistant.device.hardware import build_appliance, press_periodically
     from assistant.speech.wav import read_wav
 
     speech = read_wav(args.sim_speech or demo_question()) if args.sim else None
@@ -47,6 +47,6 @@ def run(args: argparse.Namespace, cfg: AssistantConfig) -> int:
         appliance.run()
     finally:
         presses.set()
-        close_devices(appliance)
+        appliance.close()  # run() closes it too; this covers a failure before it
     _LOG.info("appliance stopped after %d turns", appliance.turns)
     return 0

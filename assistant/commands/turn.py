@@ -7,14 +7,15 @@ import dataclasses
 import importlib.resources
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from assistant.config import AssistantConfig, ensure_dir
 from assistant.messages import TurnRecord
-from assistant.session import Session
+from assistant.models.twin import refuse_for_talking
+from assistant.session import Session, ladder_for
+from assistant.speech.asr import Recording
 from assistant.speech.pipeline import chunk_pcm
 from assistant.speech.speaker import WavSpeaker
 from assistant.speech.wav import convert, read_wav
@@ -53,16 +54,17 @@ def one_turn(cfg: AssistantConfig, *, wav: Path | None, text: str | None, out: P
     chunks = None
     if wav is not None:
         clip = read_wav(wav)  # read before loading models: a bad file fails fast
+    refuse_for_talking(ladder_for(cfg), "assistant demo/ask")
     t0 = time.perf_counter()
     with Session(cfg, with_asr=wav is not None) as session:
         load_s = time.perf_counter() - t0
         if wav is not None and session.transcriber is not None:
-            chunks = chunk_pcm(convert(clip, session.transcriber.rate, 1), cfg.mic.block_ms / 1000)
+            chunks = Recording(chunk_pcm(convert(clip, session.transcriber.rate, 1), cfg.mic.block_ms / 1000))
         with WavSpeaker(out) as speaker:
             record = session.run_turn(speaker, audio=chunks, text=text)
+        entry = session.last_entry
     data = dataclasses.asdict(record)
-    data.pop("extra")
-    data.update(record.extra)
+    data["turn_log"] = entry.to_json() if entry is not None else None
     data["answer_wav"] = str(out)
     data["load_s"] = round(load_s, 3)
     if wav is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +15,9 @@ from assistant.device.led import LedState, StatusLed
 from assistant.device.notify import SystemdNotifier, Watchdog
 from assistant.device.shutdown import ShutdownPolicy, Shutdowner
 from assistant.errors import AssistantError, AudioDeviceError, NoSpeech
-from assistant.messages import AudioClip, TurnRecord
+from assistant.messages import SAMPLE_WIDTH, AudioClip, TurnRecord
+from assistant.power.cutoff import PowerSource, power_source
+from assistant.power.gauges.absent import AbsentGauge
 from assistant.session import Session
 from assistant.speech.mic import Microphone
 from assistant.speech.speaker import Speaker
@@ -29,6 +30,10 @@ WAKE_S = 1.0
 """The idle loop wakes this often (heartbeat, battery); it sleeps on the button queue in between (s)."""
 HISTORY_LIMIT = 1000
 """How many state changes ``Appliance.history`` keeps (it runs for weeks: the list must not grow)."""
+POWER_OFF_REFUSED = "power-off refused"
+"""How the standing alarm of a refused power-off begins (LED low battery, systemd status)."""
+GAUGE_SILENT_SAY = "The battery gauge has stopped answering. I cannot tell how much charge is left."
+"""Spoken once when the gauge goes silent while the appliance runs on battery."""
 
 
 class State(enum.Enum):
@@ -52,6 +57,8 @@ class _Turn:
     thread: threading.Thread | None = None
     record: TurnRecord | None = None
     error: str | None = None
+    head: list[bytes] = field(default_factory=list)
+    """Audio captured between the contact closing and the press being reported (the debounce window)."""
     stopped: bool = False
     """The main loop stopped this turn (barge-in, tap, shutdown): not a failure."""
 
@@ -79,6 +86,15 @@ class _TurnSpeaker:
     def close(self) -> None:
         """The appliance owns the real speaker: nothing to close per turn."""
 
+    def reopen(self) -> None:
+        self.speaker.reopen()
+
+    def __enter__(self) -> _TurnSpeaker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 class Appliance:
     """Push-to-talk assistant: hold to talk (audio streams into the ASR), release, hear the answer.
@@ -102,8 +118,11 @@ class Appliance:
         shutdowner: Shutdowner,
         heartbeat_max_s: float = 30.0,
         turn_budget_s: float = 120.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.session = session
+        self.clock = clock
+        """The main loop's clock (``time.monotonic``; tests run a day on a fake one)."""
         self.mic = mic
         self.speaker = speaker
         self.button = button
@@ -123,13 +142,21 @@ class Appliance:
         self.battery_check_s = BATTERY_CHECK_S
         self._next_battery = 0.0
         self._low_battery = False
+        self.alarm: str | None = None
+        """A standing battery fault in words (no gauge, a silent gauge, a simulated battery on a device,
+        a refused power-off); shown by the LED and in systemd's status line."""
+        self._alarm_kind: str | None = None
+        self._last_source: PowerSource | None = None
+        self._silence_spoken = False
+        self._poweroff_tried_at: float | None = None
+        self.poweroff_failures = 0
+        """Power-off commands that were refused (each retried after ``shutdowner.retry_s``)."""
         self.last_record: TurnRecord | None = None
         """The record of the last turn that finished (transcript, reply, timings)."""
         self.last_cancel_s: float | None = None
         """How long the last barge-in took from the press to everything stopped (s)."""
-        self._run_tag = secrets.token_hex(2)
-        """Part of every turn id: ids stay unique across restarts even if the clock went back (no RTC)."""
         self._audio_failed = False
+        self._closed = False
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -138,11 +165,12 @@ class Appliance:
             self.state = state
             self.history.append((time.monotonic(), state))
             del self.history[:-HISTORY_LIMIT]
-        led = {State.IDLE: LedState.LOW_BATTERY if self._low_battery else LedState.IDLE,
+        idle = LedState.LOW_BATTERY if self._low_battery else LedState.FAULT if self.alarm else LedState.IDLE
+        led = {State.IDLE: idle,
                State.LISTENING: LedState.LISTENING, State.THINKING: LedState.THINKING,
                State.SPEAKING: LedState.SPEAKING, State.STOPPING: LedState.OFF}[state]
         self.led.set_state(led)
-        self.notifier.status(state.value)
+        self.notifier.status(f"{state.value}; {self.alarm}" if self.alarm else state.value)
 
     def _earcon(self, clip: AudioClip) -> None:
         try:
@@ -152,10 +180,25 @@ class Appliance:
 
     # -- the loop ---------------------------------------------------------------------------------
 
+    def _show_tier(self) -> None:
+        """The LED's idle colour for the tier in use, shaded by its place in the ladder."""
+        tier = self.session.tier
+        if tier is None:
+            return
+        names = [t.name for t in self.session.tiers.ladder]
+        position = names.index(tier.name) / (len(names) - 1) if tier.name in names and len(names) > 1 else 1.0
+        self.led.set_tier_colour(tier.name, position)
+
+    @property
+    def idle(self) -> bool:
+        """Waiting for a press: no turn in flight and nothing being said."""
+        return self.state is State.IDLE and self._turn is None
+
     def start(self) -> None:
         """Load the first tier's model and open the microphone, then tell systemd we are ready."""
         tier = self.session.select_tier()
-        self.led.set_tier_colour(tier.name)
+        self._show_tier()
+        self._update_alarm()
         try:
             self.mic.open()
         except AssistantError as exc:  # serve anyway: the microphone is tried again at every press
@@ -176,14 +219,14 @@ class Appliance:
                 if event is not None:
                     self.handle(event)
                 self._reap()
-                if self.state is State.IDLE and time.monotonic() >= self._next_battery:
+                if self.state is State.IDLE and self.clock() >= self._next_battery:
                     self._check_battery()
         finally:
             self.close()
 
     def _heartbeat(self) -> None:
         turn = self._turn
-        if turn is None or time.monotonic() - turn.started < self.turn_budget_s:
+        if turn is None or self.clock() - turn.started < self.turn_budget_s:
             self.watchdog.heartbeat()
         else:
             _LOG.error("turn %s has run for over %.0f s: withholding the watchdog", turn.turn_id, self.turn_budget_s)
@@ -192,7 +235,7 @@ class Appliance:
         """React to one button event."""
         if event.kind == "press":
             self._cancel_turn("barge-in")
-            self._listen()
+            self._listen(pressed_at=event.t)
         elif event.kind == "release":
             turn = self._turn
             if turn is not None:
@@ -206,17 +249,17 @@ class Appliance:
                 self._set(State.IDLE)
         elif event.kind == "hold_shutdown":
             self._cancel_turn("shutdown")
-            self._shutdown("the button was held for shutdown")
+            self._power_off("the button was held for shutdown", low_battery=False)
 
     # -- turns ----------------------------------------------------------------------------------
 
-    def _listen(self) -> None:
+    def _listen(self, *, pressed_at: float) -> None:
         self.turns += 1
-        turn = _Turn(turn_id=f"t{int(time.time())}-{self.turns}-{self._run_tag}", started=time.monotonic())
+        turn = _Turn(turn_id=self.session.new_turn_id(), started=self.clock())
         if self._audio_failed:
             self._recover_audio()
         try:
-            self._drain_mic()
+            turn.head = self._since_press(pressed_at)
         except AudioDeviceError as exc:
             _LOG.error("[%s] microphone failed: %s; reopening it", turn.turn_id, exc)
             self._recover_audio()
@@ -226,13 +269,24 @@ class Appliance:
         self._turn = turn
         turn.thread.start()
 
-    def _drain_mic(self) -> None:
+    def _since_press(self, pressed_at: float) -> list[bytes]:
+        """Drop what the microphone captured before the press; keep what came since the contact closed
+        (the press is reported once the debounce window has passed, and the person may already speak)."""
+        backlog: list[bytes] = []
         for _ in range(400):  # at most 20 s of backlog at 50 ms blocks
-            if self.mic.read_chunk(0.0) is None:
-                return
+            chunk = self.mic.read_chunk(0.0)
+            if chunk is None:
+                break
+            backlog.append(chunk)
+        if not backlog:
+            return []
+        block_s = len(backlog[-1]) / (SAMPLE_WIDTH * self.mic.rate)
+        keep = int(max(0.0, self.clock() - pressed_at) / block_s) + 1 if block_s > 0 else 0
+        return backlog[-keep:]
 
     def _utterance(self, turn: _Turn) -> Iterator[bytes]:
         """Microphone audio from the press until the release (then what was already captured)."""
+        yield from turn.head
         while not turn.cancel.is_set():
             chunk = self.mic.read_chunk(0.2)
             if chunk:
@@ -251,8 +305,7 @@ class Appliance:
             turn.record = self.session.run_turn(speaker, audio=self._thinking_after(turn), cancel=turn.cancel,
                                                 turn_id=turn.turn_id, play_out=True)
             self.last_record = turn.record
-            if self.session.tier is not None:
-                self.led.set_tier_colour(self.session.tier.name)
+            self._show_tier()
         except NoSpeech as exc:
             if not turn.stopped:
                 _LOG.info("[%s] %s", turn.turn_id, exc)
@@ -287,14 +340,10 @@ class Appliance:
         """Reopen the microphone and the speaker (a failed stream stays failed until reopened); what
         cannot be reopened yet is tried again at the next press."""
         self._audio_failed = False
-        for name, device in (("microphone", self.mic), ("speaker", self.speaker)):
-            reopen = getattr(device, "reopen", None)
+        devices: tuple[tuple[str, Microphone | Speaker], ...] = (("microphone", self.mic), ("speaker", self.speaker))
+        for name, device in devices:
             try:
-                if reopen is not None:
-                    reopen()
-                elif device is self.mic:
-                    self.mic.close()
-                    self.mic.open()
+                device.reopen()
             except AssistantError as exc:
                 self._audio_failed = True
                 _LOG.error("%s still unavailable: %s (will retry at the next press)", name, exc)
@@ -329,43 +378,114 @@ class Appliance:
 
     # -- battery and shutdown ----------------------------------------------------------------------
 
-    def _check_battery(self) -> None:
-        self._next_battery = time.monotonic() + self.battery_check_s
-        reading = self.session.reading()
-        if reading is None:
-            return
-        decision = self.policy.update(reading, time.monotonic())
-        low = decision.state != "ok"
-        if low != self._low_battery:
-            self._low_battery = low
-            self._set(self.state)
-            if low:
-                _LOG.warning("battery low: %s", decision.reason)
-                self._earcon(earcons.low_battery())
-        if decision.state == "shutdown":
-            self._shutdown(decision.reason)
+    def _battery_alarm(self) -> tuple[str, str] | None:
+        """The standing battery fault now, as (kind, words); None when the gauge is there and answering."""
+        session = self.session
+        gauge = session.gauge
+        if isinstance(gauge, AbsentGauge) and gauge.found is None:
+            return "absent", (f"no battery gauge ({gauge.why}): running as on external power, no power-off on "
+                              "an empty pack; looking for it again")
+        last = session.meter.last_reading()
+        if last is not None and last.simulated and not session.simulation:
+            return "simulated", "the battery is a SIMULATION (battery.kind: simulated): it decides no tier and no power-off"
+        age = session.meter.reading_age_s()
+        if age is None or age > session.cfg.battery.silent_alarm_s:
+            since = "since the start" if age is None else f"for over {session.cfg.battery.silent_alarm_s:.0f} s"
+            return "silent", f"the battery gauge {gauge.name} has given no reading {since}"
+        return None
 
-    def _shutdown(self, reason: str) -> None:
-        _LOG.warning("shutting down: %s", reason)
-        self.shutdown_reason = reason
-        self._set(State.STOPPING)
+    def _update_alarm(self) -> None:
+        found = self._battery_alarm()
+        kind = found[0] if found is not None else None
+        if self._alarm_kind == "refused" and kind is None:
+            return  # a refused power-off stays shown until the power-off works or the pack recovers
+        if kind == self._alarm_kind:
+            return
+        was, self._alarm_kind = self.alarm, kind
+        self.alarm = found[1] if found is not None else None
+        if found is None:
+            _LOG.warning("battery alarm cleared (was: %s)", was)
+            self._silence_spoken = False
+        else:
+            _LOG.error("battery alarm: %s", self.alarm)
+            if kind == "silent" and self._last_source == "battery" and not self._silence_spoken:
+                self._silence_spoken = True
+                self._say(GAUGE_SILENT_SAY)
+        self._set(self.state)
+
+    def _say(self, text: str) -> None:
         synth = self.session.synthesizer
         try:
             if synth is not None:
-                for clip in synth.synthesize(self.shutdowner.announce):
+                for clip in synth.synthesize(text):
                     self.speaker.play(clip)
                 self.speaker.wait(15.0)
         except AssistantError as exc:
-            _LOG.error("could not announce the shutdown: %s", exc)
-        self.stop_event.set()
+            _LOG.error("could not say %r: %s", text, exc)
+
+    def _check_battery(self) -> None:
+        self._next_battery = self.clock() + self.battery_check_s
+        self._update_alarm()
+        reading = self.session.policy_reading()
+        if reading is None:
+            return
+        self._last_source = power_source(reading)
+        self.policy.empty = self.session.empty_point  # a gauge found after the start brings its own
+        decision = self.policy.update(reading)
+        if decision.low != self._low_battery:
+            self._low_battery = decision.low
+            if decision.low:
+                _LOG.warning("battery low: %s", decision.reason)
+                self._earcon(earcons.low_battery())
+            else:
+                _LOG.info("battery no longer low: %s", decision.reason)
+                if self._alarm_kind == "refused":
+                    self.alarm = self._alarm_kind = None
+                    self._poweroff_tried_at = None
+            self._set(self.state)
+        if decision.state == "shutdown":
+            self._power_off(decision.reason, low_battery=True)
+
+    def _power_off(self, reason: str, *, low_battery: bool) -> None:
+        """Say so, flush, run the power-off command. Refused: keep serving, show low battery, and (on a
+        low battery) try again every ``retry_s`` while the pack stays empty."""
+        now = self.clock()
+        tried = self._poweroff_tried_at
+        if tried is not None and now - tried < self.shutdowner.retry_s:
+            return
+        self._poweroff_tried_at = now
+        _LOG.warning("shutting down: %s", reason)
+        self._set(State.STOPPING)
+        if tried is None:
+            self._say(self.shutdowner.announce)
+        if self.shutdowner.execute(reason):
+            if low_battery and self.session.gauge.arm_power_restore():
+                _LOG.info("the UPS restarts the device when external power returns")
+            self.shutdown_reason = reason
+            self.stop_event.set()
+            return
+        self.poweroff_failures += 1
+        _LOG.error("the power-off was refused (%d so far); the appliance keeps serving", self.poweroff_failures)
+        if low_battery:
+            self._alarm_kind = "refused"
+            self.alarm = (f"{POWER_OFF_REFUSED} ({self.poweroff_failures}x) on an empty pack; trying again every "
+                          f"{self.shutdowner.retry_s:.0f} s")
+        else:
+            self._poweroff_tried_at = None  # the button may ask again at once
+        self._set(State.IDLE)
 
     def close(self) -> None:
-        """Stop the turn in flight, tell systemd, close the devices; then power off if decided."""
+        """Stop the turn in flight, tell systemd, and close everything the appliance was given: it owns
+        the session and every device from the moment it is built; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
         self._cancel_turn("stop")
         self.notifier.stopping()
         self.watchdog.stop()
-        self.mic.close()
         self.led.set_state(LedState.OFF)
-        self.session.close()
-        if self.shutdown_reason is not None:
-            self.shutdowner.execute(self.shutdown_reason)
+        for thing in (self.mic, self.speaker, self.button, self.led, self.session):
+            try:
+                thing.close()
+            except Exception:  # closing must go on for the rest
+                _LOG.exception("closing %s failed", type(thing).__name__)

@@ -6,6 +6,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -43,24 +44,36 @@ class PushToTalkButton:
         event = button.wait_event(1.0)  # ButtonEvent(kind='press', ...)
 
     gpiozero calls back on its own thread; the events go through a thread-safe queue and
-    ``wait_event`` blocks on it. On top of gpiozero's ``bounce_time`` an edge closer than
-    ``bounce_s`` to the last accepted one is ignored, and when the window closes the line is read
-    again so that a release lost in the bounce is still reported. A release is reported as ``tap``
-    when the button was down for less than ``min_press_s``. With ``shutdown_hold_s`` set, holding
-    the button that long reports ``hold_shutdown``; the release that follows it is not reported.
+    ``wait_event`` blocks on it. Debouncing is this class's alone (gpiozero gets no ``bounce_time``:
+    its software debounce drops edges): a press or a release counts once the line has stayed at its
+    new level for ``bounce_s``, as lgpio's debounce does on the Pi ("stable for N µs"). Every edge
+    starts the window again, so contact bounce gives one event, and a glitch shorter than the window
+    in the middle of a hold gives none. The event carries the time of the first edge of its burst. A
+    release is reported as ``tap`` when the button was down for less than ``min_press_s``. With
+    ``shutdown_hold_s`` set, holding the button that long reports ``hold_shutdown``; the release that
+    follows it is not reported.
     """
 
-    def __init__(self, cfg: ButtonConfig, *, pin_factory: Any = None) -> None:
-        """``pin_factory``: a gpiozero pin factory (None: gpiozero's default, GPIOZERO_PIN_FACTORY)."""
+    def __init__(self, cfg: ButtonConfig, *, pin_factory: Any = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """``pin_factory``: a gpiozero pin factory (None: gpiozero's default, GPIOZERO_PIN_FACTORY);
+        ``clock``: the time stamped on events."""
         self.cfg = cfg
+        self._clock = clock
         self._events: queue.Queue[ButtonEvent | None] = queue.Queue()
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._down = False
         self._down_at = 0.0
+        self._burst_at: float | None = None
+        """When the first edge of the burst being debounced came (the time its event will carry)."""
+        self._raw = False
+        """The level the last raw edge left (True: pressed)."""
         self._last_edge = -float("inf")
+        self._deadline: float | None = None
+        """``time.monotonic()`` at which the open window closes; None: no window open."""
         self._hold_reported = False
-        self._settle: threading.Timer | None = None
         self._closed = False
+        self._worker = threading.Thread(target=self._debounce, name=f"button-{cfg.pin}", daemon=True)
         self._button = self._open(cfg, pin_factory)
         self._button.when_pressed = self._on_pressed
         self._button.when_released = self._on_released
@@ -68,6 +81,7 @@ class PushToTalkButton:
             self._button.when_held = self._on_held
         if self._button.is_pressed:
             _LOG.warning("button on GPIO%d reads pressed at start; check the wiring and button.pull_up", cfg.pin)
+        self._worker.start()
 
     @staticmethod
     def _open(cfg: ButtonConfig, pin_factory: Any) -> Any:
@@ -79,8 +93,7 @@ class PushToTalkButton:
         # shutdown gesture keep that wait short, so closing during a press does not stall.
         hold = cfg.shutdown_hold_s if cfg.shutdown_hold_s is not None else 0.1
         try:
-            return Button(cfg.pin, pull_up=cfg.pull_up, bounce_time=cfg.bounce_s or None,
-                          hold_time=hold, pin_factory=pin_factory)
+            return Button(cfg.pin, pull_up=cfg.pull_up, bounce_time=None, hold_time=hold, pin_factory=pin_factory)
         except (GPIOZeroError, OSError, RuntimeError) as exc:
             raise DeviceError(f"button.pin: cannot open GPIO{cfg.pin} for the button: {exc} "
                               f"(off the Pi set GPIOZERO_PIN_FACTORY=mock)") from exc
@@ -136,54 +149,66 @@ class PushToTalkButton:
             return
         self._emit("tap" if held < self.cfg.min_press_s else "release", now, held)
 
-    def _accept_edge_locked(self, now: float) -> bool:
-        """True if an edge at ``now`` is outside the bounce window; otherwise re-check later."""
-        if now - self._last_edge >= self.cfg.bounce_s:
-            self._last_edge = now
-            return True
-        if self._settle is None and not self._closed:
-            delay = self._last_edge + self.cfg.bounce_s - now + 0.002
-            self._settle = threading.Timer(max(0.0, delay), self._on_settled)
-            self._settle.daemon = True
-            self._settle.start()
-        return False
-
-    def _on_pressed(self) -> None:
-        now = time.monotonic()
+    def _edge(self, pressed: bool) -> None:
+        """A raw edge: (re)open the window; the level is judged once it has held for ``bounce_s``.
+        Never blocks: a burst of edges goes in back to back, as the contacts make it."""
+        now = self._clock()
         with self._lock:
-            if self._closed or self._down or not self._accept_edge_locked(now):
-                return
-            self._press_locked(now)
-
-    def _on_released(self) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if self._closed or not self._down or not self._accept_edge_locked(now):
-                return
-            self._release_locked(now)
-
-    def _on_settled(self) -> None:
-        """End of a bounce window in which edges were ignored: report where the line really is."""
-        now = time.monotonic()
-        with self._lock:
-            self._settle = None
             if self._closed:
                 return
-            try:
-                pressed = bool(self._button.is_pressed)
-            except Exception as exc:  # noqa: BLE001 - a closed or failed pin must not kill the timer thread
-                _LOG.debug("button state unreadable after bounce: %s", exc)
-                return
-            if pressed == self._down:
-                return
+            if self._deadline is not None and now - self._last_edge >= self.cfg.bounce_s:
+                # the level before this edge held for a whole window and the worker has not judged it
+                # yet (a busy machine): judge it now, or a release followed by a press would be lost
+                self._judge_locked(self._raw)
+            if self._burst_at is None:
+                self._burst_at = now
+            self._raw = pressed
             self._last_edge = now
-            if pressed:
-                self._press_locked(now)
-            else:
-                self._release_locked(now)
+            self._deadline = time.monotonic() + self.cfg.bounce_s
+            self._lock.notify_all()
+
+    def _on_pressed(self) -> None:
+        self._edge(True)
+
+    def _on_released(self) -> None:
+        self._edge(False)
+
+    def _judge_locked(self, pressed: bool) -> None:
+        """The line has stayed ``pressed`` for the window: report it if that is news."""
+        at = self._burst_at if self._burst_at is not None else self._clock()
+        self._burst_at = None
+        self._deadline = None
+        if pressed and not self._down:
+            self._press_locked(at)
+        elif not pressed and self._down:
+            self._release_locked(at)
+        self._lock.notify_all()
+
+    def _debounce(self) -> None:
+        """The worker: sleeps until a window closes with no further edge, then reads the line."""
+        with self._lock:
+            while not self._closed:
+                if self._deadline is None:
+                    self._lock.wait()
+                    continue
+                left = self._deadline - time.monotonic()
+                if left > 0:
+                    self._lock.wait(left)  # a new edge moves the deadline and wakes it
+                    continue
+                try:
+                    pressed = bool(self._button.is_pressed)
+                except Exception as exc:  # noqa: BLE001 - a closed or failed pin must not end the worker
+                    _LOG.debug("button state unreadable after the debounce window: %s", exc)
+                    pressed = self._raw
+                self._judge_locked(pressed)
+
+    def settled(self, timeout: float | None = None) -> bool:
+        """Wait until no debounce window is open (every edge so far has been judged); False on timeout."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self._deadline is None or self._closed, timeout)
 
     def _on_held(self) -> None:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             if self._closed or not self._down or self._hold_reported:
                 return
@@ -201,9 +226,9 @@ class PushToTalkButton:
             if self._closed:
                 return
             self._closed = True
-            if self._settle is not None:
-                self._settle.cancel()
-                self._settle = None
+            self._lock.notify_all()
+        if self._worker is not threading.current_thread():
+            self._worker.join()  # no thread of the button outlives it
         self._button.close()
         self._events.put(None)
 

@@ -18,7 +18,9 @@ from assistant.device.notify import SystemdNotifier
 from assistant.device.shutdown import ShutdownPolicy, Shutdowner
 from assistant.device.sim import SimMicrophone, mock_pin_factory
 from assistant.messages import AudioClip
-from assistant.session import Session
+from assistant.models.twin import refuse_for_talking
+from assistant.power.gauges.absent import open_device_gauge
+from assistant.session import Session, ladder_for
 from assistant.speech.mic import Microphone, SoundDeviceMicrophone
 from assistant.speech.speaker import SoundDeviceSpeaker, Speaker, WavSpeaker
 
@@ -49,11 +51,13 @@ class SimControls:
         self.appliance.button.pin.drive_high()
 
     def ask(self, clip: AudioClip, *, hold_extra_s: float = 0.3) -> None:
-        """Press, speak ``clip`` into the microphone, release when it has been said."""
+        """Press, speak ``clip`` into the microphone, release ``hold_extra_s`` after it has been heard (read
+        out of the microphone; however slow the machine, the whole question is heard)."""
         self.press()
         time.sleep(0.08)
         seconds = self.mic.say(clip)
-        time.sleep(seconds + hold_extra_s)
+        self.mic.wait_said(seconds + 30.0)
+        time.sleep(hold_extra_s)
         self.release()
 
 
@@ -63,7 +67,8 @@ def build_appliance(cfg: AssistantConfig, *, sim: bool = False, sim_out: Path | 
     if sim:
         cfg = replace(cfg, battery=replace(cfg.battery, kind="simulated"))
     pin_factory = mock_pin_factory() if sim else None
-    session = Session(cfg)
+    refuse_for_talking(ladder_for(cfg), "assistant run")
+    session = Session(cfg, simulation=True) if sim else Session(cfg, gauge=open_device_gauge(cfg.battery))
     opened: list[Any] = [session]
     try:
         rate = session.transcriber.rate if session.transcriber is not None else cfg.asr.rate
@@ -74,20 +79,20 @@ def build_appliance(cfg: AssistantConfig, *, sim: bool = False, sim_out: Path | 
             out = sim_out or ensure_dir(cfg.paths.state_dir) / "sim-speaker.wav"
             speaker = WavSpeaker(out, realtime=True)
         else:
-            mic = SoundDeviceMicrophone(device=cfg.mic.device, rate=rate, block_ms=cfg.mic.block_ms)
+            mic = SoundDeviceMicrophone(device=cfg.mic.device, rate=rate, block_ms=cfg.mic.block_ms,
+                                        capture_rate=cfg.mic.rate)
             speaker = SoundDeviceSpeaker(device=cfg.speaker.device)
         opened.append(speaker)
         button = PushToTalkButton(cfg.button, pin_factory=pin_factory)
         opened.append(button)
         led = StatusLed(cfg.led, pin_factory=pin_factory)
         opened.append(led)
-        cells = cfg.battery.cells_in_series or (2 if sim else 1)
         shutdowner = Shutdowner(cfg.shutdown, run=pretend_poweroff) if sim else Shutdowner(cfg.shutdown)
         notifier = SystemdNotifier() if environ is None else SystemdNotifier(environ=environ)
         appliance = Appliance(
             session, mic=mic, speaker=speaker, button=button, led=led, notifier=notifier,
-            policy=ShutdownPolicy(cfg.shutdown, cells_in_series=cells), shutdowner=shutdowner,
-            heartbeat_max_s=cfg.service.watchdog_heartbeat_max_s, turn_budget_s=cfg.service.busy_budget_s,
+            policy=ShutdownPolicy(cfg.shutdown, empty=session.empty_point), shutdowner=shutdowner,
+            heartbeat_max_s=cfg.service.watchdog_heartbeat_max_s, turn_budget_s=cfg.service.turn_budget_s,
         )
     except BaseException:
         for thing in reversed(opened):
@@ -97,20 +102,18 @@ def build_appliance(cfg: AssistantConfig, *, sim: bool = False, sim_out: Path | 
     return appliance, controls
 
 
-def close_devices(appliance: Appliance) -> None:
-    """Close what ``Appliance.close`` leaves open: the button, the LED and the speaker."""
-    for thing in (appliance.button, appliance.led, appliance.speaker):
-        try:
-            thing.close()
-        except Exception:  # closing must go on for the rest
-            _LOG.exception("closing %s failed", type(thing).__name__)
-
-
 def press_periodically(controls: SimControls, clip: AudioClip, every_s: float, stop: threading.Event) -> threading.Thread:
-    """A thread that asks ``clip`` every ``every_s`` seconds (``run --sim --sim-press-every``)."""
+    """A thread that asks ``clip`` ``every_s`` seconds after the appliance went idle, as a person waits for the
+    answer before asking again, however slow the machine is (``run --sim --sim-press-every``)."""
     def loop() -> None:
-        while not stop.wait(every_s):
-            controls.ask(clip)
+        while not stop.is_set():
+            while not controls.appliance.idle:
+                if stop.wait(0.05):
+                    return
+            if stop.wait(every_s):
+                return
+            if controls.appliance.idle:
+                controls.ask(clip)
     thread = threading.Thread(target=loop, name="sim-presses", daemon=True)
     thread.start()
     return thread

@@ -7,8 +7,10 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from assistant.device.device_config import LedConfig, default_colours
 from assistant.errors import DeviceError
@@ -26,6 +28,9 @@ FRAME_S = 0.1
 DOUBLE_BLINK = (1, 0, 1) + (0,) * 17
 """Low battery: two 0.1 s flashes, then dark, every 2 s (frames of FRAME_S)."""
 
+TRIPLE_BLINK = (1, 0, 1, 0, 1) + (0,) * 15
+"""A standing fault (no battery gauge, a silent one): three 0.1 s flashes every 2 s, in the error colour."""
+
 
 class LedState(enum.Enum):
     """What the appliance is doing, as the LED shows it."""
@@ -36,7 +41,36 @@ class LedState(enum.Enum):
     SPEAKING = "speaking"
     LOW_BATTERY = "low_battery"
     ERROR = "error"
+    FAULT = "fault"
     OFF = "off"
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """What the LED does in one state, independent of how gpiozero times it."""
+
+    kind: Literal["off", "solid", "blink", "pulse", "frames"]
+    """``solid``: on at ``level``; ``blink``: on ``on_s``, off ``off_s``; ``pulse``: fade in and out
+    over ``on_s`` each; ``frames``: ``frames`` stepped every ``FRAME_S`` (1 = on), repeated."""
+    colour: Colour = (1.0, 1.0, 1.0)
+    """The colour of an RGB LED (plain and PWM LEDs ignore it)."""
+    level: float = 1.0
+    """Brightness of a solid pattern (0..1; 1 on a plain LED)."""
+    on_s: float = 0.0
+    off_s: float = 0.0
+    frames: tuple[int, ...] = ()
+
+
+Timer = Callable[[float, Callable[[], None]], Any]
+"""Makes a started timer that calls back after the seconds given (``threading.Timer`` started); it
+must have ``cancel()``. Tests pass one they fire themselves."""
+
+
+def _thread_timer(seconds: float, callback: Callable[[], None]) -> threading.Timer:
+    timer = threading.Timer(seconds, callback)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def ladder_colour(position: float) -> Colour:
@@ -56,19 +90,23 @@ class StatusLed:
 
     Patterns: idle is a 50 ms flash every 4 s (``led``), a dim steady glow (``pwm``), or the tier
     colour dimmed (``rgb``); listening is solid on; thinking blinks fast (``led``) or pulses fast;
-    speaking blinks slowly or pulses slowly; low battery double-blinks every 2 s; error flashes
-    rapidly for ``error_s`` and then the LED goes back to the state it showed before; off is dark.
+    speaking blinks slowly or pulses slowly; low battery double-blinks every 2 s; a standing fault
+    (no battery gauge, a silent one) triple-blinks every 2 s in the error colour until it is cleared;
+    error flashes rapidly for ``error_s`` and then the LED goes back to the state it showed before;
+    off is dark.
     """
 
-    def __init__(self, cfg: LedConfig, *, pin_factory: Any = None) -> None:
-        """``pin_factory``: a gpiozero pin factory (None: gpiozero's default)."""
+    def __init__(self, cfg: LedConfig, *, pin_factory: Any = None, timer: Timer = _thread_timer) -> None:
+        """``pin_factory``: a gpiozero pin factory (None: gpiozero's default); ``timer``: ends the
+        error flash after ``error_s``."""
         self.cfg = cfg
+        self._timer = timer
         self.history: list[tuple[float, LedState]] = []
         """(``time.monotonic()``, state) for every state shown, oldest first (bounded)."""
         self._lock = threading.Lock()
         self._state = LedState.OFF
         self._resume = LedState.OFF
-        self._error_timer: threading.Timer | None = None
+        self._error_timer: Any = None
         self._generation = 0
         idle = cfg.colours.get("idle") or default_colours()["idle"]
         self._tier_colour: Colour = (idle[0], idle[1], idle[2])
@@ -99,12 +137,6 @@ class StatusLed:
         with self._lock:
             return self._state
 
-    @property
-    def tier_colour(self) -> Colour:
-        """The idle colour of an RGB LED."""
-        with self._lock:
-            return self._tier_colour
-
     def set_state(self, state: LedState) -> None:
         """Show ``state``; setting the state already shown changes nothing (ERROR restarts its flash)."""
         with self._lock:
@@ -116,10 +148,8 @@ class StatusLed:
                     self._resume = self._state
                 self._generation += 1
                 if not self._closed:
-                    timer = threading.Timer(self.cfg.error_s, self._end_error, args=(self._generation,))
-                    timer.daemon = True
-                    self._error_timer = timer
-                    timer.start()
+                    generation = self._generation
+                    self._error_timer = self._timer(self.cfg.error_s, lambda: self._end_error(generation))
             self._show_locked(state)
 
     def set_tier_colour(self, name: str, position: float = 0.0) -> Colour:
@@ -158,46 +188,61 @@ class StatusLed:
         c = self.cfg.colours.get(key) or default_colours()[key]
         return (c[0], c[1], c[2])
 
+    def pattern(self, state: LedState) -> Pattern:
+        """What ``state`` shows on this LED (pure: the table the docstring describes)."""
+        kind = self.cfg.kind
+        if state == LedState.OFF:
+            return Pattern("off")
+        if state == LedState.LISTENING:
+            return Pattern("solid", self._colour("listening"))
+        if state == LedState.IDLE:
+            if kind == "led":
+                return Pattern("blink", on_s=0.05, off_s=3.95)
+            return Pattern("solid", self._tier_colour if kind == "rgb" else (1.0, 1.0, 1.0),
+                           level=self.cfg.idle_brightness)
+        if state in (LedState.THINKING, LedState.SPEAKING):
+            fast = state == LedState.THINKING
+            colour = self._colour(state.value)
+            if kind == "led":
+                return Pattern("blink", on_s=0.1 if fast else 0.5, off_s=0.1 if fast else 0.5)
+            return Pattern("pulse", colour, on_s=0.25 if fast else 0.75, off_s=0.25 if fast else 0.75)
+        if state == LedState.LOW_BATTERY:
+            return Pattern("frames", self._colour("low_battery"), frames=DOUBLE_BLINK)
+        if state == LedState.FAULT:
+            return Pattern("frames", self._colour("error"), frames=TRIPLE_BLINK)
+        return Pattern("blink", self._colour("error"), on_s=0.05, off_s=0.05)  # ERROR
+
+    def frame_values(self, p: Pattern) -> list[Any]:
+        """The pin values a frame pattern steps through, ``FRAME_S`` apart (a colour on an RGB LED)."""
+        if self.cfg.kind == "rgb":
+            on, off = p.colour, (0.0, 0.0, 0.0)
+            return [on if f else off for f in p.frames]
+        return [1 if f else 0 for f in p.frames]
+
     def _apply_locked(self, state: LedState) -> None:
         dev = self._dev
         if dev is None or self._closed:
             return
         dev.source = None  # stop a frame pattern before anything else drives the pins
-        kind = self.cfg.kind
-        if state == LedState.OFF:
-            dev.off()
-        elif state == LedState.LISTENING:
-            dev.value = self._colour("listening") if kind == "rgb" else 1
-        elif state == LedState.IDLE:
-            if kind == "led":
-                dev.blink(on_time=0.05, off_time=3.95, background=True)
-            elif kind == "pwm":
-                dev.value = self.cfg.idle_brightness
-            else:
-                dev.value = tuple(c * self.cfg.idle_brightness for c in self._tier_colour)
-        elif state == LedState.THINKING:
-            self._blink_or_pulse(dev, 0.1, 0.25, "thinking")
-        elif state == LedState.SPEAKING:
-            self._blink_or_pulse(dev, 0.5, 0.75, "speaking")
-        elif state == LedState.LOW_BATTERY:
-            on: Any = self._colour("low_battery") if kind == "rgb" else 1
-            off: Any = (0.0, 0.0, 0.0) if kind == "rgb" else 0
-            dev.source_delay = FRAME_S
-            dev.source = itertools.cycle([on if f else off for f in DOUBLE_BLINK])
-        elif state == LedState.ERROR:
-            if kind == "rgb":
-                dev.blink(on_time=0.05, off_time=0.05, on_color=self._colour("error"), background=True)
-            else:
-                dev.blink(on_time=0.05, off_time=0.05, background=True)
+        rgb = self.cfg.kind == "rgb"
+        p = self.pattern(state)
 
-    def _blink_or_pulse(self, dev: Any, blink_s: float, fade_s: float, key: str) -> None:
-        """Plain LED: blink ``blink_s`` on / off; PWM and RGB: fade in and out over ``fade_s`` each."""
-        if self.cfg.kind == "led":
-            dev.blink(on_time=blink_s, off_time=blink_s, background=True)
-        elif self.cfg.kind == "pwm":
-            dev.pulse(fade_in_time=fade_s, fade_out_time=fade_s, background=True)
+        def lit(level: float = 1.0) -> Any:
+            return tuple(c * level for c in p.colour) if rgb else level
+
+        if p.kind == "off":
+            dev.off()
+        elif p.kind == "solid":
+            dev.value = lit(p.level) if (rgb or self.cfg.kind == "pwm") else 1
+        elif p.kind == "blink":
+            extra = {"on_color": p.colour} if rgb else {}
+            dev.blink(on_time=p.on_s, off_time=p.off_s, background=True, **extra)
+        elif p.kind == "pulse":
+            extra = {"on_color": p.colour} if rgb else {}
+            dev.pulse(fade_in_time=p.on_s, fade_out_time=p.off_s, background=True, **extra)
         else:
-            dev.pulse(fade_in_time=fade_s, fade_out_time=fade_s, on_color=self._colour(key), background=True)
+            dev.source_delay = FRAME_S
+            dev.source = itertools.cycle(self.frame_values(p))
 
     def close(self) -> None:
         """Turn the LED off and release its pins; safe to call twice."""

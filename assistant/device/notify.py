@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 
 _LOG = logging.getLogger(__name__)
 
@@ -109,10 +108,6 @@ class SystemdNotifier:
         """Keep-alive ping: the service is healthy."""
         return self.notify("WATCHDOG=1")
 
-    def extend_timeout(self, seconds: float) -> bool:
-        """Ask systemd for ``seconds`` more before it gives up on a start or stop in progress."""
-        return self.notify(f"EXTEND_TIMEOUT_USEC={int(seconds * 1e6)}")
-
     def close(self) -> None:
         """Close the socket (it is reopened if anything is sent later)."""
         with self._lock:
@@ -125,8 +120,8 @@ class Watchdog:
     """Pings systemd's watchdog only while the main loop proves it is alive.
 
     A thread wakes every ``WATCHDOG_USEC / 2`` and sends ``WATCHDOG=1`` if ``heartbeat()`` was
-    called within ``heartbeat_max_s``, or while a ``busy(budget_s)`` block (a model load, one
-    reply) is within its budget. A loop that hangs stops the pings, and systemd kills and restarts
+    called within ``heartbeat_max_s`` (the appliance's loop beats while a turn runs in its worker, up
+    to ``service.turn_budget_s``). A loop that hangs stops the pings, and systemd kills and restarts
     the service once ``WatchdogSec`` passes without one. Without a systemd watchdog, ``start()``
     starts nothing. The thread sleeps on an Event between pings; ``stop()`` wakes it at once.
     """
@@ -143,8 +138,6 @@ class Watchdog:
         self._clock = clock
         self._lock = threading.Lock()
         self._last_beat = clock()
-        self._budgets: dict[int, float] = {}
-        self._next_token = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._withheld = False
@@ -171,41 +164,32 @@ class Watchdog:
         with self._lock:
             self._last_beat = self._clock()
 
-    @contextlib.contextmanager
-    def busy(self, budget_s: float) -> Iterator[None]:
-        """Keep pinging without heartbeats for at most ``budget_s`` s while the block runs."""
-        with self._lock:
-            token = self._next_token
-            self._next_token += 1
-            self._budgets[token] = self._clock() + budget_s
-        try:
-            yield
-        finally:
-            with self._lock:
-                del self._budgets[token]
-            self.heartbeat()
-
     def healthy(self) -> bool:
-        """True when a heartbeat is recent enough or a busy block is within its budget."""
+        """True when a heartbeat is recent enough."""
         now = self._clock()
         with self._lock:
-            if now - self._last_beat <= self.heartbeat_max_s:
+            return now - self._last_beat <= self.heartbeat_max_s
+
+    def tick(self) -> bool:
+        """One wake of the pinger: ping when the loop is healthy, else withhold (and say so once).
+        True when a ping was sent. The thread calls it every interval; a test may call it itself."""
+        if self.healthy():
+            if self._withheld:
+                _LOG.info("main loop alive again; watchdog pings resume")
+                self._withheld = False
+            if self.notifier.watchdog():
+                self.pings += 1
                 return True
-            return any(now <= deadline for deadline in self._budgets.values())
+        elif not self._withheld:
+            _LOG.error("main loop silent for more than %.0f s; withholding watchdog pings so systemd "
+                       "restarts the service", self.heartbeat_max_s)
+            self.notifier.status("stalled: main loop not responding")
+            self._withheld = True
+        return False
 
     def _run(self, interval: float) -> None:
         while True:
-            if self.healthy():
-                if self._withheld:
-                    _LOG.info("main loop alive again; watchdog pings resume")
-                    self._withheld = False
-                if self.notifier.watchdog():
-                    self.pings += 1
-            elif not self._withheld:
-                _LOG.error("main loop silent for more than %.0f s; withholding watchdog pings so systemd "
-                           "restarts the service", self.heartbeat_max_s)
-                self.notifier.status("stalled: main loop not responding")
-                self._withheld = True
+            self.tick()
             if self._stop.wait(interval):
                 return
 

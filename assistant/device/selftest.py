@@ -50,8 +50,9 @@ def _run(name: str, fix: str, body: Callable[[], tuple[Verdict, str]]) -> Check:
 def check_models(cfg: AssistantConfig) -> list[Check]:
     """Every catalogued model that is embedded or installed is re-hashed; every tier's model is present."""
     from assistant.models.install import list_models, verify
+    from assistant.models.twin import LABEL, twin_tiers
     from assistant.session import ladder_for
-    from assistant.power.tiers import unavailable_tiers
+    from assistant.models.tier_ladder import unavailable_tiers
 
     models_dir = cfg.paths.models_dir.expanduser()
     out: list[Check] = []
@@ -59,14 +60,20 @@ def check_models(cfg: AssistantConfig) -> list[Check]:
         if listing.path is None:
             continue
         name = listing.name
-        out.append(_run(f"model {name}", f"reinstall it: assistant models install {name}", lambda n=name: (
-            ("pass", f"{r.checked_files} files verified") if (r := verify(n, models_dir=models_dir)).ok
-            else ("fail", "; ".join(r.problems)))))
+
+        def verified(n: str = name) -> tuple[Verdict, str]:
+            r = verify(n, models_dir=models_dir)
+            return ("pass", f"{r.checked_files} files verified") if r.ok else ("fail", "; ".join(r.problems))
+
+        out.append(_run(f"model {name}", f"reinstall it: assistant models install {name}", verified))
 
     def tiers() -> tuple[Verdict, str]:
         ladder = ladder_for(cfg)
         missing = unavailable_tiers(ladder)
         llm = [t.name for t in ladder.tiers if t.kind == "llm"]
+        twins = [t.name for t in twin_tiers(ladder)]
+        if twins:
+            return "fail", f"tiers {', '.join(twins)} are a {LABEL}: they cannot answer a person"
         if not missing:
             return "pass", f"all {len(llm)} LLM tiers have their model ({', '.join(llm)})"
         return ("warn" if set(llm) - missing else "fail"), f"tiers without a usable model: {', '.join(sorted(missing))}"
@@ -74,19 +81,32 @@ def check_models(cfg: AssistantConfig) -> list[Check]:
     return out
 
 
-def check_gauge(cfg: AssistantConfig) -> Check:
+def check_gauge(cfg: AssistantConfig, *, simulation: bool = False, **probe: Any) -> Check:
+    """The battery gauge answers with a real reading: no gauge, or a simulated one on a device, is a
+    FAIL (the appliance then runs as on external power and never powers off on an empty pack); in a
+    ``simulation`` (``check --sim``) the simulated pack is expected and only a WARN."""
+    from assistant.power.cutoff import power_source
+    from assistant.power.empty_store import empty_point_for
     from assistant.power.gauges import open_gauge
 
     def body() -> tuple[Verdict, str]:
-        gauge = open_gauge(cfg.battery)
+        gauge = open_gauge(cfg.battery, when_missing="raise", **probe)
         try:
             r = gauge.read()
         finally:
             gauge.close()
+        if r.simulated:
+            return ("warn" if simulation else "fail"), (
+                f"{gauge.name}: the battery is SIMULATED (battery.kind: simulated): the appliance takes no tier or "
+                "power-off decision from it outside `run --sim`")
+        empty = empty_point_for(cfg.battery, gauge.empty_point, gauge=gauge.name, state_dir=cfg.paths.state_dir,
+                                config_file=cfg.source)
         soc = "unknown" if r.soc_pct is None else f"{r.soc_pct:.0f} %"
-        text = f"{gauge.name}: {r.voltage_v:.2f} V, charge {soc}, external power {r.external_power}"
-        return ("warn", text + " (SIMULATED: no UPS HAT answered)") if r.source == "simulated" else ("pass", text)
-    return _run("battery gauge", "check the HAT's I2C wiring (i2cdetect -y 1) and battery.kind in the config", body)
+        return "pass", (f"{gauge.name}: {r.voltage_v:.2f} V, charge {soc}, power source {power_source(r)}; "
+                        f"empty at {empty.describe()}")
+    return _run("battery gauge", "connect the UPS HAT and enable I2C (sudo raspi-config nonint do_i2c 0; "
+                "i2cdetect -y 1 should show 0x2d, 0x36, 0x42 or 0x43), start pisugar-server for a PiSugar, or set "
+                "battery.kind for your board; without a gauge the appliance never powers off on an empty pack", body)
 
 
 def check_led(led: StatusLed, seconds_each: float = 0.4) -> Check:
@@ -165,3 +185,25 @@ def format_checks(checks: list[Check]) -> str:
             lines.append(f"      {'':<16} fix: {c.fix}")
     return "\n".join(lines)
 
+
+def check_sound_cards(cfg: AssistantConfig) -> Check:
+    """The cards for mic.device and speaker.device; `default` with a card to name is a warning."""
+    from assistant.device.sound_cards import FIX_COMMAND, assign, list_cards
+
+    def body() -> tuple[Verdict, str]:
+        cards = list_cards()
+        to_write = assign(cards, mic=cfg.mic.device, speaker=cfg.speaker.device)  # raises: what to plug in
+        found = "; ".join(c.describe() for c in cards)
+        if to_write:
+            named = ", ".join(f"{role}.device {name!r}" for role, name in to_write.items())
+            return "warn", f"still `default`, would be {named} ({found})"
+        return "pass", found
+    return _run("sound cards", f"{FIX_COMMAND} (writes the cards found into the config)", body)
+
+
+def check_gpio_chip() -> Check:
+    """The 40-pin header's GPIO chip, and the one gpiozero opens."""
+    from assistant.device.gpiochip import verify
+
+    report = verify()
+    return Check("GPIO chip", "fail" if report.problems else "pass", report.summary(), report.fix)

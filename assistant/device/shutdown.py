@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 import subprocess
 from collections.abc import Callable
@@ -12,10 +11,10 @@ from typing import Any, Literal
 
 from assistant.device.device_config import ShutdownConfig
 from assistant.messages import BatteryReading
+from assistant.power.cutoff import EmptyPoint, is_empty, power_source
 
 _LOG = logging.getLogger(__name__)
 
-PowerSource = Literal["external", "battery", "unknown"]
 DecisionState = Literal["ok", "pending", "shutdown"]
 
 
@@ -26,94 +25,75 @@ class ShutdownDecision:
     state: DecisionState
     """``ok``: nothing to do; ``pending``: empty on battery, waiting out ``hold_s``; ``shutdown``: now."""
     reason: str
-    """One line for the log, e.g. ``on battery, SoC 4.0 % <= 5.0 % for 61 s``."""
+    """One line for the log, e.g. ``on battery, SoC 4.0 % <= 5 % for 61 s``."""
     below_for_s: float
     """How long the readings have been continuously empty on battery (s); 0 when ``ok``."""
-
-
-def power_source(reading: BatteryReading) -> PowerSource:
-    """Where the appliance draws power from, by the best evidence in the reading.
-
-    ``external_power`` decides when the gauge reports it (PLD line, VBUS flag, pisugar). Otherwise
-    ``charging`` True means external power (a pack cannot charge from itself); then the sign of
-    the current: below zero the pack is discharging (on battery), at or above zero it is not.
-    With none of these (a fuel gauge without its power-loss line) the source is unknown.
-    """
-    if reading.external_power is not None:
-        return "external" if reading.external_power else "battery"
-    if reading.charging:
-        return "external"
-    if reading.current_a is not None and math.isfinite(reading.current_a):
-        return "battery" if reading.current_a < 0 else "external"
-    return "unknown"
+    low: bool = False
+    """The low-battery alarm (LED, earcon): on at the empty point, off only once the readings are back
+    above it by the margins (``EmptyPoint.raised``), so it does not flap near the threshold."""
 
 
 class ShutdownPolicy:
     """Decides when the pack is empty for long enough, on battery, to power off.
 
-    Empty means SoC <= ``soc_pct`` OR voltage per cell (``voltage_v / cells_in_series``) <=
-    ``cell_voltage_v``. It must hold continuously for ``hold_s`` before the decision is
-    ``shutdown``. Never on external power: a reading with external power present, or back above
-    both thresholds, restarts the timer. When the power source is unknown (see ``power_source``)
-    the rule is stricter: AND instead of OR, every indicator the reading has must be empty, so
-    when it has both, a low SoC estimate alone or a sagging voltage alone never powers off a
-    device that may be plugged in. A gap between readings longer than ``hold_s`` also restarts
-    the timer: "continuously" needs evidence.
+    Empty is ``cutoff.is_empty`` at the pack's ``EmptyPoint`` (the same point the tier policy and the
+    drain test use). It must hold continuously for ``hold_s`` before the decision is ``shutdown``,
+    measured on the readings' own clock (``t_monotonic``): a reading handed in again (a gauge that
+    went silent) is no new evidence and never moves the timer, and a gap between readings longer
+    than ``hold_s`` starts it again. Never on external power (``cutoff.power_source``: a measured
+    discharge counts as battery whatever the flags say). With the power source unknown the rule is
+    stricter: every figure the reading has must be empty.
     """
 
-    def __init__(self, cfg: ShutdownConfig, *, cells_in_series: int) -> None:
-        """``cells_in_series``: series cells behind ``BatteryReading.voltage_v`` (1 for single-cell gauges)."""
-        if cells_in_series < 1:
-            raise ValueError(f"cells_in_series must be at least 1, got {cells_in_series}")
+    def __init__(self, cfg: ShutdownConfig, *, empty: EmptyPoint) -> None:
         self.cfg = cfg
-        self.cells_in_series = cells_in_series
+        self.empty = empty
         self._since: float | None = None
-        self._last: float | None = None
+        self._last_t: float | None = None
+        self._low = False
+        self._last = ShutdownDecision("ok", "no reading yet", 0.0)
 
     def reset(self) -> None:
-        """Forget the running timer."""
+        """Forget the running timer and the alarm."""
         self._since = None
-        self._last = None
+        self._last_t = None
+        self._low = False
 
-    def _empty(self, reading: BatteryReading, strict: bool) -> tuple[bool, str]:
-        """Whether the reading counts as empty, and the evidence in words."""
-        hits: list[str] = []
-        misses: list[str] = []
-        soc = reading.soc_pct
-        if soc is not None and math.isfinite(soc):
-            text = f"SoC {soc:.1f} % {'<=' if soc <= self.cfg.soc_pct else '>'} {self.cfg.soc_pct:g} %"
-            (hits if soc <= self.cfg.soc_pct else misses).append(text)
-        if math.isfinite(reading.voltage_v) and reading.voltage_v > 0:
-            cell = reading.voltage_v / self.cells_in_series
-            low = cell <= self.cfg.cell_voltage_v
-            (hits if low else misses).append(f"cell {cell:.3f} V {'<=' if low else '>'} {self.cfg.cell_voltage_v:g} V")
-        empty = bool(hits) and not (strict and misses)
-        return empty, ", ".join(hits + misses) or "no SoC or voltage in the reading"
+    def update(self, reading: BatteryReading) -> ShutdownDecision:
+        """Take one reading and say what to do."""
+        t = reading.t_monotonic
+        if self._last_t is not None and t <= self._last_t:
+            return self._last  # the same reading again: nothing new is known
+        gap = None if self._last_t is None else t - self._last_t
+        self._last_t = t
+        self._last = self._decide(reading, t, gap)
+        return self._last
 
-    def update(self, reading: BatteryReading, now: float) -> ShutdownDecision:
-        """Take one reading (at ``time.monotonic()`` ``now``) and say what to do."""
-        if not self.cfg.enabled:
-            return ShutdownDecision("ok", "shutdown on empty battery is disabled", 0.0)
-        gap = None if self._last is None else now - self._last
-        self._last = now
+    def _decide(self, reading: BatteryReading, t: float, gap: float | None) -> ShutdownDecision:
         source = power_source(reading)
         if source == "external":
-            self._since = None
+            self._since, self._low = None, False
             return ShutdownDecision("ok", "on external power", 0.0)
-        empty, evidence = self._empty(reading, strict=source == "unknown")
+        strict = source == "unknown"
+        empty, evidence = is_empty(reading, self.empty, strict=strict)
+        if empty:
+            self._low = True
+        elif self._low and not is_empty(reading, self.empty.raised(), strict=strict)[0]:
+            self._low = False
         where = "on battery" if source == "battery" else "power source unknown"
         if not empty:
             self._since = None
-            return ShutdownDecision("ok", f"{where}, {evidence}", 0.0)
-        if self._since is None or gap is None or gap < 0 or gap > self.cfg.hold_s or now < self._since:
-            if self._since is not None:
-                _LOG.info("no battery reading for %.0f s; the empty-pack timer starts again", gap or 0.0)
-            self._since = now
-        below = now - self._since
+            return ShutdownDecision("ok", f"{where}, {evidence}", 0.0, self._low)
+        if not self.cfg.enabled:
+            return ShutdownDecision("ok", f"{where}, {evidence}; shutdown on empty battery is disabled", 0.0, True)
+        if self._since is not None and gap is not None and gap > self.cfg.hold_s:
+            _LOG.info("no battery reading for %.0f s; the empty-pack timer starts again", gap)
+            self._since = None
+        if self._since is None:
+            self._since = t
+        below = t - self._since
         reason = f"{where}, {evidence} for {below:.0f} s"
-        if below >= self.cfg.hold_s:
-            return ShutdownDecision("shutdown", reason, below)
-        return ShutdownDecision("pending", reason, below)
+        return ShutdownDecision("shutdown" if below >= self.cfg.hold_s else "pending", reason, below, True)
 
 
 Runner = Callable[..., Any]
@@ -124,7 +104,7 @@ class Shutdowner:
 
     The reason is logged (journald keeps it) before the command runs. Failures (the program is
     missing, no permission, a non-zero exit, a timeout) are logged and reported as False, never
-    raised: the appliance keeps running and may try again.
+    raised: the appliance keeps serving, shows low battery and tries again every ``retry_s``.
     """
 
     def __init__(self, cfg: ShutdownConfig, *, run: Runner = subprocess.run,
@@ -133,6 +113,8 @@ class Shutdowner:
         self.argv: tuple[str, ...] = tuple(cfg.command)
         """The command, fixed when the appliance starts."""
         self.timeout_s = cfg.timeout_s
+        self.retry_s = cfg.retry_s
+        """How long to wait before trying a refused power-off again (s)."""
         self.announce = cfg.announce
         """What to say before calling ``execute``."""
         self._run = run

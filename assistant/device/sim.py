@@ -90,6 +90,16 @@ class SimMicrophone:
         self._speech.put(mono.pcm)
         return mono.seconds
 
+    def wait_said(self, timeout: float) -> bool:
+        """Wait until everything queued by ``say`` has been read out of the microphone; False on timeout
+        (nobody is reading it)."""
+        deadline = time.monotonic() + timeout
+        while not self._speech.empty() or self._pending:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
     def _silence(self) -> bytes:
         if self._noise is None:
             return b"\0" * self.block_bytes
@@ -127,11 +137,6 @@ class SimMicrophone:
                 block, self._pending = self._pending[: self.block_bytes], self._pending[self.block_bytes :]
                 return block + self._silence()[len(block) :]
             return self._silence()
-
-    def backlog_s(self) -> float:
-        """Seconds of captured audio waiting to be read."""
-        with self._lock:
-            return max(0.0, time.monotonic() - (self._next_t or time.monotonic())) * self.time_scale
 
     def discard_backlog(self) -> None:
         """Drop what was captured before now (a real microphone's queue emptied at a key press)."""

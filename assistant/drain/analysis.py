@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from assistant.drain.runlog import RunFiles, read_json, read_samples, scan_turns
-from assistant.power.turnlog import TierStats, percentile, read_log, summarize
+from assistant.jsonl import read_jsonl
+from assistant.messages import TurnLogEntry
+from assistant.models.quant_types import model_name
+from assistant.speech.words import word_errors
+from assistant.stats import percentile
+from assistant.turnlog import TierStats, summarize
 
 _LOG = logging.getLogger(__name__)
 
@@ -44,6 +48,10 @@ class TierRow:
     """The tier was the only one of a run that began on a full pack (>= ``FULL_FROM_SOC``) and reached its cut-off."""
     latency: dict[str, tuple[float | None, float | None]]
     """p50 and p95 (s) of each of ``LATENCIES``."""
+    twin: str | None = None
+    """The speed-twin label when the tier's model is a twin (random weights), else None."""
+    words_estimated: bool = False
+    """The tier's word counts are estimates (turns logged with ``words_estimated``), not counted replies."""
 
 
 @dataclass
@@ -53,7 +61,7 @@ class RunData:
     root: Path
     meta: dict[str, Any]
     state: dict[str, Any]
-    records: list[dict[str, Any]]
+    records: list[TurnLogEntry]
     samples: list[dict[str, Any]]
     rows: list[TierRow]
     usable_j: float
@@ -81,19 +89,29 @@ class RunData:
 
     @property
     def words(self) -> int:
-        return sum(int(r.get("words") or 0) for r in self.records)
+        return sum(r.words for r in self.records)
+
+    @property
+    def answers(self) -> int:
+        """Questions answered by a language model (LLM turns that neither failed nor were cancelled)."""
+        return sum(1 for r in self.records if r.kind == "llm" and not r.error and not r.cancelled)
+
+    @property
+    def answers_per_charge_whole(self) -> float | None:
+        """LLM answers per usable charge at the whole run's rate (model loads and pauses included)."""
+        return self.answers / self.real_rate_j * self.usable_j if self.pack_drawn_j else None
 
     @property
     def turn_energy_j(self) -> float:
-        return sum(float(r.get("energy_j") or 0.0) for r in self.records)
+        return sum(r.energy_j or 0.0 for r in self.records)
 
     @property
     def energy_kind(self) -> str:
         """``simulated``, ``measured`` or ``estimated``: what the energy figures are."""
         if self.simulated:
             return "simulated"
-        with_e = [r for r in self.records if r.get("energy_j")]
-        return "measured" if with_e and all(r.get("energy_measured") for r in with_e) else "estimated"
+        with_e = [r for r in self.records if r.energy_j]
+        return "measured" if with_e and all(r.energy_measured for r in with_e) else "estimated"
 
     @property
     def pack_share(self) -> float:
@@ -115,25 +133,7 @@ def model_label(path_or_name: str | None) -> str:
     """``SmolLM2-135M-Instruct`` from ``.../SmolLM2-135M-Instruct.Q8_0.gguf``."""
     if not path_or_name:
         return "-"
-    name = Path(str(path_or_name)).name
-    name = re.sub(r"\.gguf$", "", name, flags=re.IGNORECASE)
-    return re.sub(r"[.-](?:F16|BF16|F32|I?Q\d\w*)$", "", name, flags=re.IGNORECASE)
-
-
-def _norm(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+", text.lower().replace("'", ""))
-
-
-def word_errors(ref: str, hyp: str) -> tuple[int, int]:
-    """(edit distance in words, reference words)."""
-    r, h = _norm(ref), _norm(hyp)
-    prev = list(range(len(h) + 1))
-    for i, rw in enumerate(r, 1):
-        cur = [i] + [0] * len(h)
-        for j, hw in enumerate(h, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (rw != hw))
-        prev = cur
-    return prev[-1], len(r)
+    return model_name(path_or_name)
 
 
 def _pack_energy_by_tier(samples: list[dict[str, Any]], simulated: bool, scale: float) -> dict[str, float]:
@@ -163,44 +163,45 @@ def load_run(root: Path) -> RunData:
     first_soc = samples[0].get("soc_pct") if samples else None
     start_soc = pack.get("start_soc_pct") if simulated else first_soc  # the simulated pack's SoC before loading
     ref_usable_j = REFERENCE_PACK_WH * 3600.0 * float(pack.get("usable_fraction") or 0.85)
-    stats = summarize(scan.records, usable_energy_j=usable_j or None)
+    stats = summarize(scan.entries, usable_energy_j=usable_j or None)
     whole = bool(isinstance(start_soc, (int, float)) and start_soc >= FULL_FROM_SOC
                  and state.get("status") == "finished" and len(stats) == 1)
     by_tier = _pack_energy_by_tier(samples, simulated, scale)
     models = meta.get("models") or {}
     rows: list[TierRow] = []
     for name, st in stats.items():
-        recs = [r for r in scan.records if str(r.get("tier") or "(none)") == name]
+        recs = [r for r in scan.entries if (r.tier or "(none)") == name]
         first = recs[0]
-        socs = [r["battery_before"]["soc_pct"] for r in recs if (r.get("battery_before") or {}).get("soc_pct") is not None]
-        ends = [r["battery_after"]["soc_pct"] for r in recs if (r.get("battery_after") or {}).get("soc_pct") is not None]
+        socs = [r.battery_before.soc_pct for r in recs if r.battery_before is not None and r.battery_before.soc_pct is not None]
+        ends = [r.battery_after.soc_pct for r in recs if r.battery_after is not None and r.battery_after.soc_pct is not None]
         lat = {k: (percentile(_vals(recs, k), 50), percentile(_vals(recs, k), 95)) for k in LATENCIES}
         wbl_ref = st.wbl / usable_j * ref_usable_j if st.wbl is not None and usable_j else None
-        kind = str(first.get("kind") or "llm")
-        model = model_label((models.get(name) or {}).get("model") or first.get("model")) if kind == "llm" else "fixed phrases"
-        rows.append(TierRow(tier=name, kind=kind, quant=str(first.get("quant") or "-"), model=model, stats=st,
+        kind = first.kind or "llm"
+        model = model_label((models.get(name) or {}).get("model") or first.model) if kind == "llm" else "fixed phrases"
+        rows.append(TierRow(tier=name, kind=kind, quant=first.quant or "-", model=model, stats=st,
                             wbl_ref=wbl_ref, pack_j=by_tier.get(name, 0.0),
                             pack_share=by_tier.get(name, 0.0) / nominal_j if nominal_j else 0.0,
                             soc_from=float(start_soc) if whole and start_soc is not None else max(socs) if socs else None,
                             soc_to=min(ends) if ends else None, full_drain=whole,
-                            latency=lat))
+                            latency=lat, twin=(models.get(name) or {}).get("twin"),
+                            words_estimated=any(r.words_estimated for r in recs)))
     if samples and simulated and samples[-1].get("pack_drawn_j") is not None:
         pack_drawn = float(samples[-1]["pack_drawn_j"])
     else:
         pack_drawn = float(samples[-1].get("e_j") or 0.0) * scale if samples else 0.0
     errs = refs = 0
     seen: set[str] = set()
-    for d in read_log(files.dialogue).records:
+    for d in read_jsonl(files.dialogue).records:
         if d.get("reference") and d.get("turn_id") not in seen:
             seen.add(str(d.get("turn_id")))
             e, n = word_errors(str(d["reference"]), str(d.get("heard") or ""))
             errs, refs = errs + e, refs + n
-    return RunData(root=root, meta=meta, state=state, records=scan.records, samples=samples, rows=rows,
+    return RunData(root=root, meta=meta, state=state, records=scan.entries, samples=samples, rows=rows,
                    usable_j=usable_j, nominal_j=nominal_j, ref_usable_j=ref_usable_j, simulated=simulated, time_scale=scale,
                    pack_drawn_j=pack_drawn, meter_j=float(samples[-1].get("e_j") or 0.0) if samples else 0.0,
                    torn_lines=scan.torn_lines, bad_lines=scan.bad_lines, sample_torn=sample_torn,
                    segments=list(state.get("segments") or []), asr_wer=errs / refs if refs else None)
 
 
-def _vals(records: list[dict[str, Any]], key: str) -> list[float]:
-    return [float(r[key]) for r in records if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)]
+def _vals(records: list[TurnLogEntry], key: str) -> list[float]:
+    return [v for r in records if (v := getattr(r, key)) is not None]

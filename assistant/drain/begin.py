@@ -10,14 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from assistant.config import AssistantConfig
+from assistant.drain.brownout import HALT_MARGIN_S, boot_id, measured_empty_point
 from assistant.drain.corpus import AudioFeed, Corpus, load_corpus
 from assistant.drain.facts import HASH_CACHE, HashCache, effective_config, machine_facts, model_hashes
 from assistant.drain.options import DrainOptions, DrainResult, Progress
 from assistant.drain.run import DrainLoop, Offsets, run_root
-from assistant.drain.runlog import (DrainError, RunFiles, TurnScan, read_json, read_samples, scan_turns,
-                                    write_json_atomic)
+from assistant.drain.runlog import DrainError, RunFiles, TurnScan, read_json, read_samples, scan_turns
 from assistant.drain.state import RunState, new_state, now_iso
+from assistant.atomic import write_json_atomic
 from assistant.errors import AssistantError, ConfigError
+from assistant.messages import TurnLogEntry
+from assistant.power.empty_store import save_measured
+from assistant.power.governor import GovernorConfig
 from assistant.power.gauges import Gauge, SimulatedPack, open_gauge
 from assistant.session import Session, ladder_for
 from assistant.speech.engines import open_synthesizer, voice_path
@@ -50,8 +54,17 @@ def _set_active(cfg: AssistantConfig, run_dir: Path | None) -> None:
         _LOG.warning("cannot update %s: %s", marker, exc)
 
 
+def _ladder_cfg(cfg: AssistantConfig, opts: DrainOptions) -> AssistantConfig:
+    """The config with the speed twin's ladder as its tiers when the run is on the twin."""
+    if not opts.twin:
+        return cfg
+    from assistant.models.twin import twin_ladder
+
+    return replace(cfg, tiers=twin_ladder(cfg.paths.models_dir))
+
+
 def _effective(cfg: AssistantConfig, opts: DrainOptions, start_soc: float | None) -> AssistantConfig:
-    """The config with the run's pack overrides (capacity, time scale, resumed state of charge)."""
+    """The config with the run's pack overrides (capacity, time scale, resumed state of charge) and ladder."""
     bat = cfg.battery
     sim = bat.simulated
     try:
@@ -62,9 +75,10 @@ def _effective(cfg: AssistantConfig, opts: DrainOptions, start_soc: float | None
         bat = replace(bat, simulated=sim)
         if opts.capacity_wh is not None:
             bat = replace(bat, capacity_wh=opts.capacity_wh)
+        governor = cfg.governor if opts.target_hours is None else GovernorConfig(target_hours=opts.target_hours)
     except ValueError as exc:
         raise ConfigError(f"drain-test: {exc}") from exc
-    return replace(cfg, battery=bat)
+    return _ladder_cfg(replace(cfg, battery=bat, governor=governor), opts)
 
 
 def _voice_key(cfg: AssistantConfig, hashes: HashCache) -> str:
@@ -80,16 +94,17 @@ def _corpus(cfg: AssistantConfig, opts: DrainOptions, hashes: HashCache) -> Corp
 def _check_tier(cfg: AssistantConfig, opts: DrainOptions) -> None:
     if opts.tier is None:
         return
-    tiers = ladder_for(cfg)
+    tiers = ladder_for(_ladder_cfg(cfg, opts))
     tier = tiers.tier(opts.tier)
     if tier is None or tier.kind == "shutdown":
         names = ", ".join(t.name for t in tiers.ladder)
         raise ConfigError(f"--tier {opts.tier}: no such tier to pin (tiers: {names})")
 
 
-def _pack_meta(cfg: AssistantConfig, gauge: Gauge, usable_j: float) -> dict[str, Any]:
-    bat = cfg.battery
-    out: dict[str, Any] = {"gauge": gauge.name, "simulated": isinstance(gauge, SimulatedPack),
+def _pack_meta(cfg: AssistantConfig, session: Session) -> dict[str, Any]:
+    bat, gauge, usable_j = cfg.battery, session.gauge, session.usable_energy_j
+    reading = session.reading()
+    out: dict[str, Any] = {"gauge": gauge.name, "simulated": reading is not None and reading.simulated,
                            "capacity_wh": bat.capacity_wh, "usable_fraction": bat.usable_fraction,
                            "usable_j": round(usable_j, 1), "cells_in_series": getattr(gauge, "cells_in_series", None)}
     if isinstance(gauge, SimulatedPack):
@@ -102,10 +117,21 @@ def _pack_meta(cfg: AssistantConfig, gauge: Gauge, usable_j: float) -> dict[str,
 def _open(cfg: AssistantConfig, opts: DrainOptions, files: RunFiles, gauge: Gauge | None) -> Session:
     the_gauge = gauge if gauge is not None else open_gauge(cfg.battery)
     try:
-        return Session(cfg, with_asr=True, gauge=the_gauge, turn_log=files.turns, pin_tier=opts.tier)
+        if opts.until_brownout and isinstance(the_gauge, SimulatedPack):
+            raise DrainError("--until brownout needs a real battery gauge: a simulated pack does not brown out")
+        # A drain run on the simulated pack is a simulation: its readings walk the tiers down.
+        return Session(cfg, with_asr=True, gauge=the_gauge, turn_log=files.turns, pin_tier=opts.tier,
+                       simulation=True)
     except BaseException:
         the_gauge.close()
         raise
+
+
+def _until_pct(opts: DrainOptions, session: Session) -> float:
+    """The state of charge the progress line counts down to (%)."""
+    if opts.until_pct is not None:
+        return opts.until_pct
+    return 0.0 if opts.until_brownout else (session.empty_point.soc_pct or 0.0)
 
 
 def _feed(cfg: AssistantConfig, session: Session, corpus: Corpus) -> AudioFeed:
@@ -141,7 +167,7 @@ def start_run(
     _check_tier(cfg, opts)
     hashes = HashCache(cfg.paths.state_dir.expanduser() / HASH_CACHE)
     corpus = _corpus(cfg, opts, hashes)
-    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + (opts.tier or "adaptive")
+    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + (opts.tier or "adaptive") + ("-twin" if opts.twin else "")
     files = RunFiles(out if out is not None else run_root(cfg) / run_id)
     if (files.root / "meta.json").exists():
         raise DrainError(f"{files.root} already holds a drain run; continue it with --resume {files.root}")
@@ -152,10 +178,13 @@ def start_run(
     cfg = _effective(cfg, opts, None)
     session = _open(cfg, opts, files, gauge)
     try:
-        until = opts.until_pct if opts.until_pct is not None else session.tiers.shutdown_soc_pct
+        until = _until_pct(opts, session)
+        empty = session.empty_point
         meta = {
             "schema": 1, "run_id": run_id, "created": now_iso(), "mode": opts.mode, "options": opts.to_json(),
-            "until_pct": until, "pack": _pack_meta(cfg, session.gauge, session.usable_energy_j),
+            "until_pct": until, "until": opts.until,
+            "empty_point": {"soc_pct": empty.soc_pct, "cell_voltage_v": empty.cell_voltage_v, "source": empty.source},
+            "pack": _pack_meta(cfg, session),
             "asr_engine": session.transcriber.engine if session.transcriber is not None else None,
             "voice": {"path": str(voice_path(cfg)), "sha256": hashes.sha256(voice_path(cfg))},
             "models": model_hashes(session.tiers, hashes), "machine": machine_facts(),
@@ -165,7 +194,7 @@ def start_run(
         }
         write_json_atomic(files.meta, meta)
         state = RunState(files, new_state(run_id))
-        state.update(segments=[{"started": now_iso(), "from_seq": 0}])
+        state.update(segments=[{"started": now_iso(), "from_seq": 0, "boot_id": boot_id()}])
         reading = session.reading()
         if not isinstance(session.gauge, SimulatedPack) and reading is not None and (reading.soc_pct or 0) < 99:
             _LOG.warning("the run does not start from a full charge (SoC %s %%): words per charge will be an "
@@ -196,23 +225,52 @@ def _offsets(files: RunFiles, saved: dict[str, Any] | None, scan: TurnScan,
         return Offsets(), None
     if not isinstance(pack, dict) or pack.get("kind") != "simulated":
         return Offsets(t_s=t_s, e_j=e_j), pack if isinstance(pack, dict) else None
-    if scan.records:
-        pack = _catch_up(pack, scan.records[-1], capacity_wh)
+    if scan.entries:
+        pack = _catch_up(pack, scan.entries[-1], capacity_wh)
     return Offsets(t_s=t_s, e_j=e_j, pack_drawn_j=float(pack.get("drawn_j") or 0.0),
                    pack_sim_s=float(pack.get("sim_time_s") or 0.0)), pack
 
 
-def _catch_up(pack: dict[str, Any], last_turn: dict[str, Any], capacity_wh: float) -> dict[str, Any]:
+def _catch_up(pack: dict[str, Any], last_turn: TurnLogEntry, capacity_wh: float) -> dict[str, Any]:
     """The simulated pack as the last logged turn left it, when that turn ended after the last saved sample.
 
     A simulated pack only discharges, so the lower state of charge is the later one; the energy
     drawn in between (SoC step x capacity) is added, so none is lost across the crash.
     """
-    after = (last_turn.get("battery_after") or {}).get("soc_pct")
-    if not isinstance(after, (int, float)) or after >= float(pack["soc_pct"]):
+    after = last_turn.battery_after.soc_pct if last_turn.battery_after is not None else None
+    if after is None or after >= float(pack["soc_pct"]):
         return pack
     extra_j = (float(pack["soc_pct"]) - after) / 100.0 * capacity_wh * 3600.0
     return dict(pack, soc_pct=float(after), drawn_j=float(pack.get("drawn_j") or 0.0) + extra_j)
+
+
+def _browned_out(saved: dict[str, Any] | None) -> bool:
+    """The run was cut by the machine going down (not a kill: the boot id changed) while it ran."""
+    if saved is None or saved.get("status") not in ("running", "starting"):
+        return False
+    segments = saved.get("segments") or []
+    was = segments[-1].get("boot_id") if segments and isinstance(segments[-1], dict) else None
+    now = boot_id()
+    return was is not None and now is not None and was != now
+
+
+def _finish_brownout(cfg: AssistantConfig, files: RunFiles, meta: dict[str, Any], saved: dict[str, Any]) -> DrainResult:
+    """Measure the empty point from where the pack gave out, store it for this gauge, end the run."""
+    run_id = str(meta["run_id"])
+    samples, _, _ = read_samples(files.battery)
+    point, evidence = measured_empty_point(samples, lead_s=cfg.shutdown.hold_s + HALT_MARGIN_S, run_id=run_id)
+    gauge = str((meta.get("pack") or {}).get("gauge") or "")
+    stored = save_measured(cfg.paths.state_dir, point, gauge=gauge, evidence=evidence)
+    reason = f"the pack browned out; its empty point is now {point.describe()} (stored in {stored})"
+    state = RunState(files, dict(saved))
+    state.update(status="finished", reason=reason, measured_empty_point={
+        "soc_pct": point.soc_pct, "cell_voltage_v": point.cell_voltage_v, "file": str(stored)})
+    state.save()
+    _set_active(cfg, None)
+    _LOG.warning("drain run %s: %s", run_id, reason)
+    return DrainResult(run_dir=files.root, run_id=run_id, status="finished", reason=reason,
+                       turns=int(saved.get("turns") or 0), words=int(saved.get("words") or 0), simulated=False,
+                       empty_point_measured=True)
 
 
 def resume_run(
@@ -239,6 +297,8 @@ def resume_run(
     opts = DrainOptions.from_json(meta.get("options") or {}, str(files.meta))
     if max_turns is not None:
         opts = replace(opts, max_turns=max_turns)
+    if opts.until_brownout and _browned_out(saved):
+        return _finish_brownout(cfg, files, meta, saved or {})
     scan = scan_turns(files.turns, run_id)
     if scan.torn_lines:
         _LOG.warning("%s: a torn last line (cut by the crash) is skipped; that turn runs again", files.turns)
@@ -255,10 +315,11 @@ def resume_run(
     session = _open(cfg, opts, files, gauge)
     try:
         state = RunState(files, new_state(run_id))  # counters rebuilt from the turn log
-        for record in scan.records:
-            state.add_turn(record, int(record["seq"]))
+        for seq, entry in zip(scan.seqs, scan.entries):
+            state.add_turn(entry, seq)
         segments = list((saved or {}).get("segments") or [])
-        segments.append({"started": now_iso(), "from_seq": scan.next_seq, "torn_lines": scan.torn_lines,
+        segments.append({"started": now_iso(), "from_seq": scan.next_seq, "boot_id": boot_id(),
+                         "torn_lines": scan.torn_lines,
                          "bad_lines": scan.bad_lines, "duplicates": scan.duplicates, "missing": scan.missing,
                          "t_s": offsets.t_s, "e_j": offsets.e_j, "soc_pct": (pack or {}).get("soc_pct")})
         state.update(segments=segments, next_seq=scan.next_seq, t_s=offsets.t_s, e_j=offsets.e_j, pack=pack)
@@ -268,9 +329,8 @@ def resume_run(
             was = ((meta.get("models") or {}).get(name) or {}).get("sha256")
             if was is not None and info.get("sha256") != was:
                 _LOG.warning("tier %s: model %s changed since the run began", name, info.get("model"))
-        until = meta.get("until_pct")
         loop = DrainLoop(cfg, opts, files, session, _feed(cfg, session, corpus), state, run_id=run_id,
-                         until_pct=float(until) if until is not None else session.tiers.shutdown_soc_pct,
+                         until_pct=_until_pct(opts, session),
                          offsets=offsets, segment=len(segments) - 1, progress=progress)
     except BaseException:
         session.close()

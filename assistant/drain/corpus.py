@@ -11,6 +11,7 @@ from pathlib import Path
 
 from assistant.errors import ConfigError
 from assistant.messages import AudioClip
+from assistant.speech.asr import Recording
 from assistant.speech.pipeline import chunk_pcm
 from assistant.speech.tts import Synthesizer
 from assistant.speech.wav import convert, read_wav, write_wav
@@ -171,12 +172,12 @@ class AudioFeed:
         self.corpus = corpus
         self.rate = rate
         self.chunk_s = chunk_s
-        self._chunks: dict[int, list[bytes]] = {}
+        self._chunks: dict[int, Recording] = {}
 
-    def chunks(self, seq: int) -> list[bytes]:
-        """Mono s16le chunks of the question asked at turn ``seq``."""
+    def chunks(self, seq: int) -> Recording:
+        """Mono s16le chunks of the question asked at turn ``seq`` (a recording: recognised whole)."""
         index = seq % len(self.corpus)
         if index not in self._chunks:
             clip = convert(read_wav(self.corpus.prompts[index].wav), self.rate, 1)
-            self._chunks[index] = chunk_pcm(clip, self.chunk_s)
+            self._chunks[index] = Recording(chunk_pcm(clip, self.chunk_s))
         return self._chunks[index]

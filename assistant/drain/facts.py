@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from assistant.config import AssistantConfig
-from assistant.drain.runlog import read_json, write_json_atomic
+from assistant.atomic import write_json_atomic
+from assistant.drain.runlog import read_json
+from assistant.errors import ModelError
 from assistant.power.tiers import TierConfig
 
 _LOG = logging.getLogger(__name__)
@@ -54,7 +56,7 @@ class HashCache:
 
     def sha256(self, file: Path) -> str | None:
         """The file's SHA-256, or None when it cannot be read (logged)."""
-        from assistant.models.ladder import sha256_file
+        from assistant.models.digest import file_sha256
 
         try:
             st = file.stat()
@@ -66,8 +68,8 @@ class HashCache:
         if isinstance(hit, dict) and hit.get("size") == st.st_size and hit.get("mtime_ns") == st.st_mtime_ns:
             return str(hit["sha256"])
         try:
-            digest = sha256_file(file)
-        except OSError as exc:
+            digest = file_sha256(file)
+        except ModelError as exc:
             _LOG.warning("cannot hash %s: %s", file, exc)
             return None
         self._data[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
@@ -87,14 +89,17 @@ class HashCache:
 
 
 def model_hashes(tiers: TierConfig, cache: HashCache) -> dict[str, dict[str, Any]]:
-    """Per llm tier: model path, size and SHA-256 (None for a missing file)."""
+    """Per llm tier: model path, size, SHA-256 (None for a missing file) and the speed-twin label (None: a real model)."""
+    from assistant.models.twin import twin_label
+
     out: dict[str, dict[str, Any]] = {}
     for tier in tiers.tiers:
         if tier.model is None:
             continue
         size = tier.model.stat().st_size if tier.model.is_file() else None
         out[tier.name] = {"model": str(tier.model), "quant": tier.quant, "bytes": size,
-                          "sha256": cache.sha256(tier.model) if size is not None else None}
+                          "sha256": cache.sha256(tier.model) if size is not None else None,
+                          "twin": twin_label(tier.model) if size is not None else None}
     return out
 
 

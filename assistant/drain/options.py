@@ -25,7 +25,11 @@ class DrainOptions:
     prompts: Path | None = None
     """Question corpus: a text file (one a line), a WAV, or a directory of WAVs; None: the bundled one."""
     until_pct: float | None = None
-    """Stop at this state of charge (%); None: the ladder's shutdown threshold."""
+    """Stop early, at this state of charge (%); None: at the pack's empty point, where the appliance
+    powers off (``battery.empty_soc_pct`` / ``empty_cell_v``, measured, or the board's)."""
+    until_brownout: bool = False
+    """Run past the empty point until the pack browns out (a real gauge only), so that the resume
+    after the power comes back measures this device's empty point and stores it."""
     time_scale: float | None = None
     """Simulated pack only: simulated seconds per real second; None: ``battery.simulated.time_scale``."""
     capacity_wh: float | None = None
@@ -38,10 +42,17 @@ class DrainOptions:
     """On a real gauge, power the device off at the cut-off; otherwise only say what would happen."""
     sample_period_s: float = 1.0
     """Interval of the battery sample stream (s)."""
+    target_hours: float | None = None
+    """The governor's target for this run: the charge must last this many hours of the pack's time
+    (simulated hours on the simulated pack); None: ``governor`` of the configuration."""
+    twin: bool = False
+    """Run on the speed twin's ladder (``assistant models make-twin``) instead of the configured tiers."""
 
     def __post_init__(self) -> None:
         if self.until_pct is not None and not 0.0 <= self.until_pct < 100.0:
             raise ConfigError(f"--until {self.until_pct:g} must be a state of charge within 0..100 %")
+        if self.until_pct is not None and self.until_brownout:
+            raise ConfigError("--until takes a state of charge or 'brownout', not both")
         if self.time_scale is not None and self.time_scale <= 0:
             raise ConfigError(f"--time-scale {self.time_scale:g} must be positive")
         if self.capacity_wh is not None and self.capacity_wh <= 0:
@@ -52,11 +63,25 @@ class DrainOptions:
             raise ConfigError(f"--max-turns {self.max_turns} must be at least 1")
         if self.sample_period_s <= 0:
             raise ConfigError(f"sample period {self.sample_period_s:g} s must be positive")
+        if self.target_hours is not None and self.target_hours <= 0:
+            raise ConfigError(f"--target-hours {self.target_hours:g} must be positive")
+
+    @property
+    def until(self) -> str:
+        """Where the run ends, in words."""
+        if self.until_brownout:
+            return "brownout"
+        return "empty point" if self.until_pct is None else f"state of charge {self.until_pct:g} %"
 
     @property
     def mode(self) -> str:
-        """``adaptive`` or ``pinned <tier>``."""
-        return "adaptive" if self.tier is None else f"pinned {self.tier}"
+        """``adaptive``, ``governor <hours> h`` or ``pinned <tier>``, with ``on the speed twin`` for a
+        twin run."""
+        if self.tier is not None:
+            mode = f"pinned {self.tier}"
+        else:
+            mode = "adaptive" if self.target_hours is None else f"governor {self.target_hours:g} h"
+        return f"{mode} on the speed twin" if self.twin else mode
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON form."""
@@ -118,3 +143,5 @@ class DrainResult:
     """On a real gauge at the cut-off: the power-off command that was run, or would have been."""
     shutdown_done: bool = False
     """The power-off command was run and accepted."""
+    empty_point_measured: bool = False
+    """The run went to the brown-out and this resume measured and stored the pack's empty point."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict
 from pathlib import Path
@@ -12,7 +11,8 @@ from assistant.drain import plots
 from assistant.drain.analysis import REFERENCE_PACK_WH, RunData, TierRow, load_run
 from assistant.drain.doc import Bullets, Doc, Format, Heading, Image, Para, Table
 from assistant.drain.facts import describe_machine
-from assistant.drain.runlog import DrainError, write_json_atomic
+from assistant.atomic import write_json_atomic
+from assistant.drain.runlog import DrainError
 from assistant.drain.study import STUDY, STUDY_METHOD, STUDY_WHERE
 
 _LOG = logging.getLogger(__name__)
@@ -58,13 +58,26 @@ def energy_note(run: RunData) -> str:
             "(measured: V x I sampled at 10 Hz; estimated: from SoC steps or a power model).")
 
 
+def twin_note(run: RunData) -> str | None:
+    """The paragraph that says which tiers are speed twins and what that means for their figures, if any."""
+    twins = [r for r in run.rows if r.twin]
+    if not twins:
+        return None
+    basis = next((r.words_basis for r in run.records if r.words_basis), "")
+    return (f"**Speed twin: {twins[0].twin}.** Tiers {', '.join(r.tier for r in twins)} ran on a model with a real "
+            "model's shapes and random weights: their speed and energy are that model's, their words are "
+            f"not. Each turn generated its tier's whole token budget; words are {basis}")
+
+
 def tier_rows(run: RunData) -> list[list[str]]:
     """The per-tier table."""
     out = []
     for r in run.rows:
         s = r.stats
         tpj = s.tpj if r.kind == "llm" else None  # fixed phrases generate no tokens
-        out.append([r.tier, r.quant, str(s.turns), str(s.words), str(s.tokens), f(s.words_per_token),
+        words = f"{s.words} (estimated)" if r.words_estimated else str(s.words)
+        out.append([r.tier + (" (speed twin)" if r.twin else ""), r.quant, str(s.turns), words, str(s.tokens),
+                    f(s.words_per_token),
                     f(s.tps_mean, ".1f"), f(tpj, ".3f"), f(s.energy_j, ".1f"), f(s.wbl, ",.1f"),
                     f(r.wbl_ref, ",.0f"), basis(r)])
     return out
@@ -76,8 +89,9 @@ def study_rows(runs: list[RunData]) -> list[list[str]]:
     for run in runs:
         for r in run.rows:
             if r.kind == "llm":
-                out.append([r.model, r.quant, f(r.stats.tps_mean, ".1f"), f(r.stats.tpj, ".2f"),
-                            f(r.wbl_ref, ",.0f"), "not measured", where(run), run.energy_kind])
+                out.append([r.model + (" (speed twin)" if r.twin else ""), r.quant, f(r.stats.tps_mean, ".1f"),
+                            f(r.stats.tpj, ".2f"), f(r.wbl_ref, ",.0f"), "none: random weights" if r.twin else
+                            "not measured", where(run), run.energy_kind])
     for s in STUDY:
         out.append([s.model, s.quant, f(s.tps), f(s.tpj), f(s.wbl, ",.0f"), f"NUBIA {s.nubia:.2f}", STUDY_WHERE,
                     "measured"])
@@ -105,8 +119,10 @@ def _facts(run: RunData) -> list[list[str]]:
         ["pack energy drawn", f"{run.pack_drawn_j:,.1f} J, {_pct(run.pack_share)} of its nominal energy"
          + (f" (= {run.real_rate_j:,.1f} J at the real rate x time scale {run.time_scale:g})" if run.time_scale != 1
             else "") + f"; of it {run.turn_energy_j:,.1f} J in turns at the real rate, the rest loading and pauses"],
-        ["turns", f"{len(run.records)} ({sum(1 for r in run.records if r.get('error'))} failed), "
-                  f"{run.words} words, {sum(int(r.get('tokens') or 0) for r in run.records)} tokens"],
+        ["turns", f"{len(run.records)} ({sum(1 for r in run.records if r.error)} failed), "
+                  f"{run.words} words, {sum(r.tokens for r in run.records)} tokens"],
+        ["answers per charge, whole run", f(run.answers_per_charge_whole, ",.0f") + f" on this pack ({run.answers} LLM "
+         "answers / pack energy at the real rate x usable J; loading and pauses included)"],
         ["words per charge, whole run", f(run.words_per_charge_whole, ",.0f") + " on this pack, "
          + f(run.words_per_charge_whole and run.words_per_charge_whole / run.usable_j * run.ref_usable_j, ",.0f")
          + " on the 2x18650 pack (words / pack energy at the real rate x usable J; loading and pauses included)"],
@@ -132,7 +148,11 @@ def _facts(run: RunData) -> list[list[str]]:
 def build_doc(run: RunData, images: dict[str, str]) -> Doc:
     """The report of one run."""
     doc = Doc(f"Drain run {run.run_id}")
-    doc.add(Para(energy_note(run)), Heading("Run facts"), Table(["fact", "value"], _facts(run), "ll"))
+    doc.add(Para(energy_note(run)))
+    note = twin_note(run)
+    if note is not None:
+        doc.add(Para(note))
+    doc.add(Heading("Run facts"), Table(["fact", "value"], _facts(run), "ll"))
     doc.add(Heading("Per tier"), Table(TIER_HEADER, tier_rows(run), "llrrrrrrrrrl"))
     doc.add(Para(f"W/BL is words per battery life: words per joule of the turns x the usable energy of a pack "
                  f"(this run's pack: {run.usable_j:,.0f} J; the reference 2x18650 pack: {REFERENCE_PACK_WH} Wh x "
@@ -175,7 +195,10 @@ def summary_json(run: RunData) -> dict[str, Any]:
             "ref_usable_j": run.ref_usable_j, "pack_drawn_j": run.pack_drawn_j, "meter_j": run.meter_j,
             "turn_energy_j": run.turn_energy_j, "words": run.words, "turns": len(run.records),
             "asr_wer": run.asr_wer, "words_per_charge_whole": run.words_per_charge_whole,
-            "tiers": {r.tier: {"quant": r.quant, "model": r.model, **asdict(r.stats), "wbl_ref": r.wbl_ref,
+            "answers": run.answers, "answers_per_charge_whole": run.answers_per_charge_whole,
+            "words_estimated": any(r.words_estimated for r in run.rows),
+            "tiers": {r.tier: {"quant": r.quant, "model": r.model, "twin": r.twin,
+                               "words_estimated": r.words_estimated, **asdict(r.stats), "wbl_ref": r.wbl_ref,
                                "pack_j": r.pack_j, "pack_share": r.pack_share, "full_drain": r.full_drain,
                                "latency": r.latency} for r in run.rows}}
 
@@ -206,10 +229,15 @@ def write_compare(run_dirs: list[Path], out_dir: Path, *, fmt: Format = "md") ->
         " Simulated energy comes from a power model driven by real CPU time, not from a measurement."
         if "simulated" in kinds else "")))
     facts = [[r.run_id, str(r.meta.get("mode")), str(r.state.get("status")), str(len(r.records)), str(r.words),
+              f(r.answers_per_charge_whole, ",.0f"), f(r.words_per_charge_whole, ",.0f"),
               f"{float(r.state.get('t_s') or 0) / 60:.1f}", f"{r.pack_drawn_j:,.0f}", _pct(r.pack_share),
               r.energy_kind, str(r.root)] for r in runs]
-    doc.add(Heading("Runs"), Table(["run", "mode", "status", "turns", "words", "min", "pack J", "of pack", "energy",
-                                    "directory"], facts, "lllrrrrrll"))
+    doc.add(Heading("Runs"), Table(["run", "mode", "status", "turns", "words", "answers/charge", "words/charge", "min",
+                                    "pack J", "of pack", "energy", "directory"], facts, "lllrrrrrrrll"))
+    for r in runs:
+        note = twin_note(r)
+        if note is not None:
+            doc.add(Para(f"{r.run_id}: {note}"))
     rows = [[r.run_id, str(r.meta.get("mode"))] + row for r in runs for row in tier_rows(r)]
     doc.add(Heading("Per tier"), Table(["run", "mode"] + TIER_HEADER, rows, "ll" + "llrrrrrrrrrl"))
     doc.add(Image(plots.compare(runs, out_dir / "compare.png").name, "TPJ and W/BL of every run"))

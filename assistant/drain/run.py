@@ -14,12 +14,14 @@ from typing import Any
 from assistant.config import AssistantConfig
 from assistant.drain.corpus import AudioFeed
 from assistant.drain.options import DrainOptions, DrainResult, Progress, Status
-from assistant.drain.runlog import DrainError, RunFiles, last_record, turn_id
+from assistant.drain.runlog import DrainError, RunFiles, turn_id
 from assistant.drain.state import SCHEMA, BatterySampler, RunClock, RunState
 from assistant.errors import AssistantError, NoSpeech
-from assistant.messages import BatteryReading
+from assistant.messages import BatteryReading, TurnLogEntry
+from assistant.power.cutoff import is_empty, power_source
 from assistant.power.gauges import SimulatedPack
-from assistant.power.turnlog import TurnLog
+from assistant.jsonl import JsonlLog
+from assistant.turnlog import last_turn
 from assistant.session import Session
 from assistant.speech.speaker import NullSpeaker, Speaker, WavSpeaker
 
@@ -73,13 +75,13 @@ class DrainLoop:
         self.segment = segment
         self.progress = progress
         self.clock = RunClock(offsets.t_s)
+        session.started_unix = time.time() - offsets.t_s  # the governor's target counts from the run's start
         self.pack = session.gauge if isinstance(session.gauge, SimulatedPack) else None
-        cells = int(getattr(session.gauge, "cells_in_series", None) or cfg.battery.cells_in_series or 1)
-        self.cutoff_v = session.tiers.shutdown_voltage_v or cfg.shutdown.cell_voltage_v * cells
-        """Pack voltage at which the run stops (V): the ladder's shutdown voltage, else the shutdown cell voltage."""
-        self.dialogue = TurnLog(files.dialogue)
+        self.empty = session.empty_point
+        """Where the run stops (unless ``--until`` says otherwise): where the appliance would power off."""
+        self.dialogue = JsonlLog(files.dialogue, "dialogue log")
         """What each turn asked, heard and answered (the turn log keeps counts and timings only)."""
-        self.sampler = BatterySampler(TurnLog(files.battery), state, self._sample, period_s=opts.sample_period_s)
+        self.sampler = BatterySampler(JsonlLog(files.battery, "battery log"), state, self._sample, period_s=opts.sample_period_s)
         self._soc_window: deque[tuple[float, float]] = deque(maxlen=40)
         self._speaker: Speaker | None = None
 
@@ -109,6 +111,7 @@ class DrainLoop:
         }
         if reading is not None:
             record.update(soc_pct=_r(reading.soc_pct, 4), voltage_v=_r(reading.voltage_v, 4),
+                          cell_voltage_v=_r(reading.cell_voltage_v, 4), source=power_source(reading),
                           current_a=_r(reading.current_a, 4), power_w=_r(reading.power_w, 4),
                           reading_age_s=_r(self.session.meter.reading_age_s(), 3))
         if self.pack is not None and pack is not None:
@@ -127,10 +130,18 @@ class DrainLoop:
         soc = reading.soc_pct
         if soc is not None and soc <= 0.0:
             return f"the gauge reads the pack empty (SoC {soc:.1f} %)"
-        if soc is not None and soc <= self.until_pct:
-            return f"state of charge {soc:.1f} % reached the cut-off of {self.until_pct:g} %"
-        if reading.voltage_v <= self.cutoff_v:
-            return f"pack voltage {reading.voltage_v:.2f} V reached the cut-off of {self.cutoff_v:.2f} V"
+        if self.opts.until_brownout:
+            return None  # on until the power goes: the resume measures where that was
+        if self.opts.until_pct is not None:
+            if soc is not None and soc <= self.opts.until_pct:
+                return f"state of charge {soc:.1f} % reached --until {self.opts.until_pct:g} %"
+            return None
+        source = power_source(reading)
+        if source == "external":
+            return None
+        empty, evidence = is_empty(reading, self.empty, strict=source == "unknown")
+        if empty:
+            return f"the pack reached its empty point ({evidence}; {self.empty.source})"
         return None
 
     # -- turns ------------------------------------------------------------------------------------
@@ -149,26 +160,28 @@ class DrainLoop:
                 self._speaker = NullSpeaker()
         return self._speaker
 
-    def one_turn(self, seq: int) -> dict[str, Any]:
+    def one_turn(self, seq: int) -> TurnLogEntry:
         """Ask question ``seq`` by audio; return its record as the turn log holds it."""
         tid = turn_id(self.run_id, seq)
         speaker = self._speaker_for(seq)
         heard = reply = ""
+        estimate: str | None = None
         try:
             record = self.session.run_turn(speaker, audio=self.feed.chunks(seq), turn_id=tid, play_out=True)
-            heard, reply = record.transcript, record.reply
+            heard, reply, estimate = record.transcript, record.reply, record.words_estimate
         except NoSpeech as exc:
             _LOG.warning("turn %s: %s (logged as a failed turn)", tid, exc)
         finally:
             speaker.wait()
             if self.opts.speaker == "files":
                 speaker.close()
-        entry = last_record(self.files.turns)
-        if entry is None or entry.get("turn_id") != tid:
+        entry = last_turn(self.files.turns)
+        if entry is None or entry.turn_id != tid:
             raise DrainError(f"turn {tid} did not reach the turn log {self.files.turns}; a drain run without its "
                              "log is worthless, so it stops here (resume it once the disk is writable)")
         self.dialogue.append({"schema": SCHEMA, "turn_id": tid, "seq": seq, "prompt": seq % len(self.feed.corpus),
-                              "reference": self.feed.corpus.prompt_for(seq).text, "heard": heard, "reply": reply})
+                              "reference": self.feed.corpus.prompt_for(seq).text, "heard": heard, "reply": reply,
+                              "reply_is_stand_in": estimate})
         return entry
 
     def _report(self, reading: BatteryReading | None) -> None:
@@ -208,8 +221,10 @@ class DrainLoop:
                 self._speaker.close()
             _LOG.info("drain run %s: %s (%s)", self.run_id, status, reason)
         snap = self.state.snapshot()
+        last = self.session.meter.last_reading()
+        simulated = self.pack is not None or (last is not None and last.simulated)  # never powers off a simulation
         return DrainResult(run_dir=self.files.root, run_id=self.run_id, status=status, reason=reason,
-                           turns=snap["turns"], words=snap["words"], simulated=self.pack is not None)
+                           turns=snap["turns"], words=snap["words"], simulated=simulated)
 
     def _turns(self) -> tuple[Status, str]:
         while True:
@@ -221,12 +236,12 @@ class DrainLoop:
             if why is not None:
                 return "finished", why
             tier = self.session.select_tier()
-            if tier.kind == "shutdown":
+            if tier.kind == "shutdown" and not self.opts.until_brownout:
                 soc = reading.soc_pct if reading is not None else None
                 return "finished", f"the tier policy chose shutdown (SoC {soc if soc is None else round(soc, 1)} %)"
             entry = self.one_turn(seq)
             self.state.add_turn(entry, seq)
-            self.state.update(tier=entry.get("tier"))
+            self.state.update(tier=entry.tier)
             self.sampler.sample_now()  # a sample at every turn's end: the pack's state is never older than a turn
             self._report(self.session.reading())
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from assistant.errors import DrainError
-from assistant.power.turnlog import read_log
+from assistant.jsonl import read_jsonl
+from assistant.messages import TurnLogEntry
+from assistant.turnlog import read_turns
 
 _LOG = logging.getLogger(__name__)
 
@@ -37,35 +37,6 @@ def seq_of(run_id: str, tid: object) -> int | None:
     return int(tail) if tail.isdigit() else None
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as JSON so that ``path`` holds the old or the new content, never a mix."""
-    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False, default=str) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-
-
 def read_json(path: Path) -> dict[str, Any] | None:
     """A JSON object file, or None when it is missing or unreadable (logged)."""
     try:
@@ -82,8 +53,10 @@ def read_json(path: Path) -> dict[str, Any] | None:
 class TurnScan:
     """What the turn log of a run holds, as resume and the report need it."""
 
-    records: list[dict[str, Any]] = field(default_factory=list)
-    """The run's turn records, first occurrence of each sequence number, in sequence order."""
+    entries: list[TurnLogEntry] = field(default_factory=list)
+    """The run's turn log entries, first occurrence of each sequence number, in sequence order."""
+    seqs: list[int] = field(default_factory=list)
+    """The sequence number of each entry."""
     torn_lines: int = 0
     """A last line cut short by a crash: skipped."""
     bad_lines: list[int] = field(default_factory=list)
@@ -98,51 +71,33 @@ class TurnScan:
     @property
     def next_seq(self) -> int:
         """The sequence number of the next turn to run."""
-        return int(self.records[-1]["seq"]) + 1 if self.records else 0
+        return self.seqs[-1] + 1 if self.seqs else 0
 
 
 def scan_turns(path: Path, run_id: str) -> TurnScan:
     """Read a run's turn log: torn and corrupt lines skipped and counted, duplicates and gaps found."""
-    log = read_log(path)
+    log = read_turns(path)
     out = TurnScan(torn_lines=log.torn_lines, bad_lines=list(log.bad_lines))
-    by_seq: dict[int, dict[str, Any]] = {}
-    for record in log.records:
-        seq = seq_of(run_id, record.get("turn_id"))
+    by_seq: dict[int, TurnLogEntry] = {}
+    for entry in log.entries:
+        seq = seq_of(run_id, entry.turn_id)
         if seq is None:
             out.foreign += 1
             continue
         if seq in by_seq:
             out.duplicates.append(seq)
             continue
-        by_seq[seq] = dict(record, seq=seq)
-    out.records = [by_seq[s] for s in sorted(by_seq)]
+        by_seq[seq] = entry
+    out.seqs = sorted(by_seq)
+    out.entries = [by_seq[s] for s in out.seqs]
     if by_seq:
         out.missing = sorted(set(range(max(by_seq) + 1)) - set(by_seq))
     return out
 
 
-def last_record(path: Path, tail_bytes: int = 1 << 16) -> dict[str, Any] | None:
-    """The last complete JSON line of a log (read from its tail only), or None."""
-    try:
-        with path.open("rb") as fh:
-            size = fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, size - tail_bytes))
-            tail = fh.read()
-    except OSError:
-        return None
-    for raw in reversed(tail.split(b"\n")[:-1] if tail.endswith(b"\n") else []):
-        if raw.strip():
-            try:
-                data = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError):
-                return None
-            return data if isinstance(data, dict) else None
-    return None
-
-
 def read_samples(path: Path) -> tuple[list[dict[str, Any]], int, list[int]]:
     """The battery samples of a run (torn last line and corrupt lines skipped): (samples, torn, bad lines)."""
-    log = read_log(path)
+    log = read_jsonl(path)
     return log.records, log.torn_lines, list(log.bad_lines)
 
 

@@ -10,8 +10,10 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from assistant.drain.runlog import RunFiles, write_json_atomic
-from assistant.power.turnlog import TurnLog
+from assistant.atomic import write_json_atomic
+from assistant.drain.runlog import RunFiles
+from assistant.jsonl import JsonlLog
+from assistant.messages import TurnLogEntry
 
 _LOG = logging.getLogger(__name__)
 
@@ -73,15 +75,15 @@ class RunState:
         with self._lock:
             self._data.update(fields)
 
-    def add_turn(self, entry: dict[str, Any], seq: int) -> None:
-        """Count one logged turn record."""
+    def add_turn(self, entry: TurnLogEntry, seq: int) -> None:
+        """Count one logged turn."""
         with self._lock:
             d = self._data
             d["turns"] += 1
-            d["words"] += int(entry.get("words") or 0)
-            d["tokens"] += int(entry.get("tokens") or 0)
-            d["turn_energy_j"] = round(d["turn_energy_j"] + float(entry.get("energy_j") or 0.0), 4)
-            d["errors"] += int(bool(entry.get("error")))
+            d["words"] += entry.words
+            d["tokens"] += entry.tokens
+            d["turn_energy_j"] = round(d["turn_energy_j"] + (entry.energy_j or 0.0), 4)
+            d["errors"] += int(bool(entry.error))
             d["next_seq"] = seq + 1
 
     def save(self) -> None:
@@ -103,7 +105,7 @@ class BatterySampler:
     it is logged and the thread carries on.
     """
 
-    def __init__(self, log: TurnLog, state: RunState, sample: Callable[[], dict[str, Any]],
+    def __init__(self, log: JsonlLog, state: RunState, sample: Callable[[], dict[str, Any]],
                  *, period_s: float = 1.0) -> None:
         if period_s <= 0:
             raise ValueError(f"period_s must be positive, got {period_s}")

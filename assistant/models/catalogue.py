@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from assistant.errors import ConfigError
+from assistant.models.quant_types import is_quant
 
 _LOG = logging.getLogger(__name__)
 
@@ -24,7 +25,6 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _HF_RESOLVE = re.compile(r"^/[^/]+/[^/]+/resolve/([^/]+)/")
 _REVISION = re.compile(r"^[0-9a-f]{40}$")
 _MOVING = re.compile(r"/(latest|main|master|head)(/|$)", re.IGNORECASE)
-_QUANT = re.compile(r"^(F32|F16|BF16|I?Q\d\w*|TQ\d_\d)$")
 
 
 @dataclass(frozen=True)
@@ -202,7 +202,7 @@ def _entry(key: str, value: Any, filename: str) -> CatalogueEntry:
 def _ladder(raw: Any, where: str) -> tuple[str, ...]:
     if raw is None:
         return ()
-    if not isinstance(raw, list) or not all(isinstance(t, str) and _QUANT.match(t.upper()) for t in raw):
+    if not isinstance(raw, list) or not all(isinstance(t, str) and is_quant(t) for t in raw):
         raise ConfigError(f"{where}: 'ladder' must be a list of llama.cpp types such as Q6_K, got {raw!r}")
     return tuple(t.upper() for t in raw)
 
@@ -241,7 +241,7 @@ def _files(value: dict[str, Any], where: str) -> tuple[SourceFile, ...]:
         if item.get("size") is not None and item["size"] <= 0:
             raise ConfigError(f"{at}: 'size' must be a positive number of bytes or null")
         quant = item.get("quant")
-        if quant is not None and not _QUANT.match(quant.upper()):
+        if quant is not None and not is_quant(quant):
             raise ConfigError(f"{at}: 'quant' {quant!r} is not a llama.cpp type")
         out.append(SourceFile(name, url, item.get("size"), item.get("sha256"), quant.upper() if quant else None))
     names = [f.name for f in out]

@@ -96,11 +96,9 @@ def _content_range(headers: Message) -> tuple[int | None, int | None]:
 
 
 def _hash_file(path: Path) -> Any:
-    h = hashlib.sha256()
+    """The running SHA-256 of what is already on disk (a resumed download goes on hashing from there)."""
     with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h
+        return hashlib.file_digest(f, "sha256")
 
 
 def fetch(url: str, part: Path, *, expected_size: int | None, hint: str, progress: Progress | None = None,

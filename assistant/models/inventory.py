@@ -19,7 +19,8 @@ from assistant.models.manifest import (
     read_manifest,
     write_manifest,
 )
-from assistant.models.packaged import VerifyReport, embedded_files, embedded_path, file_sha256, verify_embedded
+from assistant.models.digest import file_sha256
+from assistant.models.packaged import VerifyReport, embedded_files, embedded_path, verify_embedded
 
 _LOG = logging.getLogger(__name__)
 

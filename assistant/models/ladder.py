@@ -1,9 +1,8 @@
-"""Build the quantization ladder: re-quantize one GGUF to several types and read back what came out."""
+"""Build the quantization ladder: re-quantize one GGUF to several leaner types and read back what came out."""
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import json
 import logging
 import os
@@ -15,19 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from assistant.atomic import write_json_atomic
 from assistant.errors import ModelError, ModelNotFound
+from assistant.models.digest import file_sha256
 from assistant.models.gguf_info import GgufInfo, read_gguf_info
-from assistant.power.tiers import Tier, TierConfig
+from assistant.models.quant_types import NOMINAL_BPW, TERNARY_TYPES, model_name
 
 _LOG = logging.getLogger(__name__)
 
 DEFAULT_TYPES: tuple[str, ...] = ("Q8_0", "Q6_K", "Q4_K_M", "Q2_K")
 """The types ``build-ladder`` makes when none are given (the rungs of the LLMPi study)."""
 
-TERNARY_TYPES = frozenset({"TQ1_0", "TQ2_0"})
-"""Ternary types: only meaningful for models trained ternary (BitNet b1.58); garbage otherwise."""
-
-_QUANT_SUFFIX = re.compile(r"[.-](?:F16|BF16|F32|I?Q\d\w*)$", re.IGNORECASE)
 _FALLBACK = re.compile(r"(\d+) of (\d+) tensor\(s\) required fallback")
 
 
@@ -100,37 +97,33 @@ def ftype_of(qtype: str) -> int:
 
 def ladder_file(out_dir: Path, source: Path, qtype: str) -> Path:
     """Where the ``qtype`` rung built from ``source`` lives, e.g. ``ladder/SmolLM2-135M-Instruct.Q8_0.gguf``."""
-    base = _QUANT_SUFFIX.sub("", source.stem)
-    return out_dir / f"{base}.{qtype.upper()}.gguf"
+    return out_dir / f"{model_name(source)}.{qtype.upper()}.gguf"
 
 
-def sha256_file(path: Path) -> str:
-    """SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    except OSError as exc:
-        raise ModelError(f"cannot read {path}: {exc}") from exc
-    return digest.hexdigest()
-
-
-def _sidecar(path: Path) -> Path:
+def sidecar_of(path: Path) -> Path:
+    """The JSON beside a built ladder file: its source, the source's SHA-256, its type and bits per weight."""
     return path.with_name(path.name + ".json")
+
+
+def read_sidecar(path: Path) -> dict[str, Any] | None:
+    """The sidecar of a ladder file, or None when it is missing or unreadable (logged)."""
+    side = sidecar_of(path)
+    try:
+        meta = json.loads(side.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        _LOG.warning("ignoring unreadable sidecar %s: %s", side, exc)
+        return None
+    return meta if isinstance(meta, dict) else None
 
 
 def _up_to_date(path: Path, source_sha: str, qtype: str) -> GgufInfo | None:
     """The file's info when it exists, was built from this source as this type, and reads back fine."""
-    side = _sidecar(path)
-    if not path.is_file() or not side.is_file():
+    if not path.is_file():
         return None
-    try:
-        meta = json.loads(side.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        _LOG.warning("ignoring unreadable sidecar %s: %s", side, exc)
-        return None
-    if not isinstance(meta, dict) or meta.get("source_sha256") != source_sha or meta.get("type") != qtype:
+    meta = read_sidecar(path)
+    if meta is None or meta.get("source_sha256") != source_sha or meta.get("type") != qtype:
         return None
     try:
         return read_gguf_info(path)
@@ -188,17 +181,35 @@ def quantize(source: Path, dest: Path, qtype: str, *, threads: int = 0) -> int:
     return int(match.group(1)) if match else 0
 
 
-def _write_sidecar(path: Path, source: Path, source_sha: str, qtype: str, seconds: float) -> None:
+def _write_sidecar(path: Path, source: Path, source_sha: str, qtype: str, seconds: float, info: GgufInfo,
+                   source_info: GgufInfo) -> None:
     meta = {"source": str(source), "source_sha256": source_sha, "type": qtype,
-            "built_unix": round(time.time(), 3), "seconds": round(seconds, 3)}
-    side = _sidecar(path)
-    tmp = side.with_name(f".{side.name}.tmp-{os.getpid()}")
+            "built_unix": round(time.time(), 3), "seconds": round(seconds, 3),
+            "bits_per_weight": round(info.bits_per_weight, 4),
+            "source_bits_per_weight": round(source_info.bits_per_weight, 4)}
+    side = sidecar_of(path)
     try:
-        tmp.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, side)
+        write_json_atomic(side, meta, mode=0o644)  # readable wherever the model file is
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise ModelError(f"cannot write {side}: {exc}") from exc
+
+
+def leaner_types(types: Sequence[str], source_label: str, source_bpw: float) -> tuple[list[str], list[str]]:
+    """The types worth building from a source of ``source_bpw`` real bits per weight, and a note for each one
+    skipped: a type that is not leaner than its source (its nominal bits) adds size and no quality. The one
+    rule of every ladder: never re-quantize up."""
+    keep: list[str] = []
+    notes: list[str] = []
+    for qtype in types:
+        q = qtype.upper()
+        if q == source_label.upper():
+            continue
+        if NOMINAL_BPW.get(q, 0.0) >= source_bpw:
+            notes.append(f"{q} skipped: it is not leaner than the {source_label} file ({source_bpw:.2f} bits per "
+                         "weight); re-quantizing up adds size, not quality")
+            continue
+        keep.append(q)
+    return keep, notes
 
 
 def check_types(types: Sequence[str], *, allow_ternary: bool = False) -> list[str]:
@@ -227,7 +238,8 @@ def build_ladder(
     allow_ternary: bool = False,
     force: bool = False,
 ) -> list[LadderEntry]:
-    """Quantize ``source`` to each type in ``out_dir``; returns the source entry first, then one per type.
+    """Quantize ``source`` to each type leaner than it in ``out_dir`` (``leaner_types``: never up); returns the
+    source entry first, then one per type built or reused.
 
     Files already built from the same source (SHA-256 in a ``.json`` sidecar) are reused unless
     ``force``. Every result is read back: a warning is logged when its dominant tensor type is not
@@ -237,7 +249,10 @@ def build_ladder(
     if not source.is_file():
         raise ModelNotFound(f"ladder source {source} does not exist")
     src_info = read_gguf_info(source)
-    source_sha = sha256_file(source)
+    wanted, skipped = leaner_types(wanted, src_info.dominant_type, src_info.bits_per_weight)
+    for note in skipped:
+        _LOG.info("%s: %s", source.name, note)
+    source_sha = file_sha256(source)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -250,13 +265,15 @@ def build_ladder(
         info = None if force else _up_to_date(dest, source_sha, qtype)
         if info is not None:
             _LOG.info("%s is up to date", dest.name)
+            if "bits_per_weight" not in (read_sidecar(dest) or {}):  # written before sidecars kept it
+                _write_sidecar(dest, source, source_sha, qtype, 0.0, info, src_info)
             entries.append(LadderEntry(qtype, dest, info, source_sha, built=False, seconds=0.0))
             continue
         t0 = time.perf_counter()
         fallback = quantize(source, dest, qtype, threads=threads)
         seconds = time.perf_counter() - t0
         info = read_gguf_info(dest)
-        _write_sidecar(dest, source, source_sha, qtype, seconds)
+        _write_sidecar(dest, source, source_sha, qtype, seconds, info, src_info)
         entry = LadderEntry(qtype, dest, info, source_sha, built=True, seconds=seconds, fallback_tensors=fallback)
         _LOG.info("built %s in %.2f s: %.1f MB, %.2f bpw, %s", dest.name, seconds, info.size_mb,
                   info.bits_per_weight, info.type_summary())
@@ -267,48 +284,3 @@ def build_ladder(
                          "type's blocks, so llama.cpp fell back", entry.path.name, entry.requested,
                          entry.info.dominant_type, entry.info.type_summary())
     return entries
-
-
-def ladder_to_tiers(
-    entries: Sequence[LadderEntry],
-    *,
-    top_soc_pct: float = 60.0,
-    bottom_soc_pct: float = 15.0,
-    fixed_soc_pct: float = 5.0,
-    shutdown_soc_pct: float = 5.0,
-    max_tokens: tuple[int, int] = (96, 40),
-    reply_words: tuple[int, int] = (40, 15),
-    n_ctx: int = 1024,
-    hysteresis_pct: float = 3.0,
-) -> TierConfig:
-    """A tier per entry, richest real bits per weight first, thresholds spread from top to bottom SoC.
-
-    ``max_tokens`` and ``reply_words`` go linearly from their first value (richest tier) to their
-    second (leanest LLM tier). Below the LLM tiers: fixed phrases from ``fixed_soc_pct``, then shutdown.
-    """
-    if not entries:
-        raise ModelError("the ladder is empty: nothing to make tiers from")
-    ordered = sorted(entries, key=lambda e: -e.info.bits_per_weight)
-    n = len(ordered)
-    tiers: list[Tier] = []
-    used: set[str] = set()
-
-    def lerp(a: float, b: float, i: int) -> float:
-        return a if n == 1 else a + (b - a) * i / (n - 1)
-
-    for i, entry in enumerate(ordered):
-        name = entry.label.lower()
-        if name in used:
-            name = f"{name}-{'source' if entry.is_source else entry.requested.lower()}"
-        used.add(name)
-        tiers.append(Tier(
-            name=name, model=entry.path, quant=entry.label,
-            enter_soc_pct=round(lerp(top_soc_pct, bottom_soc_pct, i), 1), n_ctx=n_ctx,
-            max_tokens=round(lerp(*max_tokens, i)), reply_words=round(lerp(*reply_words, i)),
-        ))
-    tiers.append(Tier(name="fixed", kind="fixed", enter_soc_pct=fixed_soc_pct))
-    tiers.append(Tier(name="shutdown", kind="shutdown", enter_soc_pct=0.0))
-    try:
-        return TierConfig(tiers=tiers, hysteresis_pct=hysteresis_pct, shutdown_soc_pct=shutdown_soc_pct)
-    except ValueError as exc:
-        raise ModelError(f"cannot make tiers from this ladder: {exc}") from exc

@@ -8,12 +8,12 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assistant.atomic import write_text_atomic
 from assistant.errors import InstallError
 
 _LOG = logging.getLogger(__name__)
@@ -99,16 +99,9 @@ def write_manifest(models_dir: Path, models: dict[str, InstalledModel]) -> None:
         rec["path"] = os.path.relpath(m.path, models_dir)
         records[name] = rec
     text = json.dumps({"version": 2, "models": records}, indent=2, ensure_ascii=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=models_dir)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, models_dir / MANIFEST)
+        write_text_atomic(models_dir / MANIFEST, text)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         raise InstallError(f"cannot write the install manifest in {models_dir}: {exc}") from exc
 
 

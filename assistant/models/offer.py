@@ -3,32 +3,19 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from assistant.errors import ModelError
 from assistant.models.catalogue import CatalogueEntry
 from assistant.models.gguf_info import read_gguf_info
-from assistant.models.ladder import LadderEntry, build_ladder, ladder_to_tiers
+from assistant.models.ladder import LadderEntry, build_ladder, leaner_types
+from assistant.models.quant_types import NOMINAL_BPW
+from assistant.models.tier_ladder import LADDER_DIR, SPREAD, ladder_to_tiers, offered
 from assistant.models.manifest import InstalledModel
 from assistant.power.tiers import TierConfig
 
 _LOG = logging.getLogger(__name__)
-
-NOMINAL_BPW: dict[str, float] = {
-    "F32": 32.0, "F16": 16.0, "BF16": 16.0, "Q8_0": 8.5, "Q6_K": 6.56, "Q5_1": 6.0, "Q5_K_M": 5.69,
-    "Q5_K_S": 5.54, "Q5_0": 5.5, "Q4_1": 5.0, "Q4_K_M": 4.85, "Q4_K_S": 4.58, "Q4_0": 4.5, "IQ4_NL": 4.5,
-    "IQ4_XS": 4.25, "Q3_K_L": 4.27, "Q3_K_M": 3.91, "Q3_K_S": 3.5, "Q2_K": 2.96, "TQ2_0": 2.06, "TQ1_0": 1.69,
-}
-"""Bits per weight a file of each llama.cpp type has on a model whose widths suit its blocks (llama.cpp's
-figures); used to estimate ladder sizes before building, and to refuse re-quantizing up."""
-FLOAT_TYPES = frozenset({"F32", "F16", "BF16"})
-LADDER_DIR = "ladder"
-"""Sub-folder of an installed LLM where its ladder files are built."""
-REPLY_TOKENS = (96, 40)
-"""``max_tokens`` of the richest and of the leanest LLM tier; the ladder goes linearly between them."""
-REPLY_WORDS = (40, 15)
-"""Spoken length asked for on the richest and on the leanest LLM tier (words)."""
 
 
 def ladder_room(entry: CatalogueEntry) -> int:
@@ -74,6 +61,10 @@ def offer_ladder(model: InstalledModel, entry: CatalogueEntry, *, threads: int =
     ggufs = [(f, model.path / f.name) for f in entry.files if f.name.lower().endswith(".gguf")]
     if not ggufs:
         raise ModelError(f"'{entry.name}' has no GGUF file in {model.path}")
+    base = [path.name for _, path in ggufs if not read_gguf_info(path).chat_template]
+    if base:
+        raise ModelError(f"'{entry.name}' is a base model ({', '.join(base)} has no chat template): no tier is "
+                         "offered, since the appliance cannot hold a conversation with it")
     notes: list[str] = []
     built_from: Path | None = None
     if len(ggufs) > 1 or not entry.ladder:
@@ -90,28 +81,10 @@ def offer_ladder(model: InstalledModel, entry: CatalogueEntry, *, threads: int =
         built_from = ggufs[0][1]
         info = read_gguf_info(built_from)
         src_quant = (entry.quant or info.dominant_type).upper()
-        types = []
-        for qtype in entry.ladder:
-            if qtype == src_quant:
-                continue
-            if NOMINAL_BPW.get(qtype, 0.0) >= info.bits_per_weight:
-                notes.append(f"{qtype} skipped: it is not leaner than the {src_quant} file "
-                             f"({info.bits_per_weight:.2f} bits per weight); re-quantizing up adds size, not quality")
-                continue
-            types.append(qtype)
+        types, skipped = leaner_types(entry.ladder, src_quant, info.bits_per_weight)
+        notes += skipped
         entries = build_ladder(built_from, model.path / LADDER_DIR, types, threads=threads, force=force)
-        tier_entries = list(entries)
-        for e in entries[1:]:
-            if e.type_mismatch:
-                notes.append(f"{e.requested}: most weights are {e.info.dominant_type} ({e.info.bits_per_weight:.2f} "
-                             "bits per weight): the model's widths do not fit that type's blocks")
-            if src_quant not in FLOAT_TYPES and e.info.bits_per_weight >= info.bits_per_weight:
-                tier_entries.remove(e)
-                notes.append(f"{e.requested} is not offered as a tier: it came out at {e.info.bits_per_weight:.2f} bits "
-                             f"per weight, no leaner than the {src_quant} file it was made from")
-        if src_quant in FLOAT_TYPES and any(e.requested == "Q8_0" for e in entries[1:]):
-            tier_entries.remove(entries[0])
-            notes.append(f"the {src_quant} file is kept as the build source but not offered as a tier: Q8_0 "
-                         "answers as well at about twice the tokens per joule")
-    tiers = ladder_to_tiers(tier_entries, n_ctx=n_ctx, max_tokens=REPLY_TOKENS, reply_words=REPLY_WORDS)
+        tier_entries, why = offered(entries)
+        notes += why
+    tiers = ladder_to_tiers(tier_entries, spread=replace(SPREAD, n_ctx=n_ctx))
     return LadderOffer(tuple(entries), tiers, built_from, tuple(notes))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import importlib.metadata
 import logging
 from dataclasses import dataclass
@@ -11,17 +10,9 @@ from pathlib import Path
 
 from assistant.errors import ModelNotFound
 from assistant.models.catalogue import CatalogueEntry
+from assistant.models.digest import file_sha256
 
 _LOG = logging.getLogger(__name__)
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 (hex) of a file, read in pieces."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)

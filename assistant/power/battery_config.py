@@ -86,7 +86,9 @@ class BatteryConfig:
 
     kind: GaugeKind = "auto"
     """Gauge to use. ``auto`` probes I2C (UPS HAT E at 0x2D, MAX1704x at 0x36, INA219 at 0x42/0x43),
-    then pisugar-server, and falls back to the simulated pack with a warning."""
+    then pisugar-server. With none found, ``assistant run`` runs as on external power and keeps
+    looking (an alarm, never a simulation); the demo, drain test and bench use the simulated pack
+    and label every figure simulated. ``simulated`` asks for the simulated pack."""
     board: BoardPreset = "default"
     """Board wiring preset: ``waveshare_b`` (INA219 0x42, 0.1 ohm, 2S), ``waveshare_cd`` (INA219
     0x43, 0.01 ohm, 1S), ``x120x`` (PLD GPIO6 high = power OK), ``x728`` (PLD GPIO6 high = power
@@ -119,6 +121,17 @@ class BatteryConfig:
     """Wait before the first retry, doubled for each further one (s)."""
     current_threshold_a: float = 0.05
     """INA219: current beyond which the pack counts as charging / discharging (A)."""
+    empty_soc_pct: float | None = None
+    """The pack counts as empty at or below this state of charge (%): the appliance powers off
+    there, the tier policy answers "shutdown" and a drain run ends there. Empty uses the point a
+    drain run to the brown-out measured (``drain-test --until brownout``), else the board's own
+    (e.g. 12 % on a UPS HAT (B), 10 % on an X120x, 5 % on a UPS HAT (E))."""
+    empty_cell_v: float | None = None
+    """... or at or below this voltage of the weakest cell, under load (V); empty uses the measured
+    or the board's point (e.g. 3.55 V on a UPS HAT (B), 3.20 V on an X120x)."""
+    silent_alarm_s: float = 120.0
+    """A gauge that has given no reading for this long is an alarm (LED, log, systemd status, and
+    spoken once when it was last seen on battery) (s)."""
     limits: PlausibilityLimits = field(default_factory=PlausibilityLimits)
     """Readings outside these bounds are rejected."""
     simulated: SimulatedPackConfig = field(default_factory=SimulatedPackConfig)
@@ -146,6 +159,12 @@ class BatteryConfig:
             raise ValueError("retries and retry_backoff_s must not be negative, pisugar_timeout_s must be positive")
         if self.current_threshold_a < 0:
             raise ValueError(f"current_threshold_a must not be negative, got {self.current_threshold_a}")
+        if self.empty_soc_pct is not None and not 0.0 <= self.empty_soc_pct < 100.0:
+            raise ValueError(f"empty_soc_pct must be within 0..100, got {self.empty_soc_pct}")
+        if self.empty_cell_v is not None and not 2.5 <= self.empty_cell_v <= 4.2:
+            raise ValueError(f"empty_cell_v must be within 2.5..4.2 V, got {self.empty_cell_v}")
+        if self.silent_alarm_s <= 0:
+            raise ValueError(f"silent_alarm_s must be positive, got {self.silent_alarm_s}")
 
     @property
     def usable_wh(self) -> float:

@@ -90,7 +90,8 @@ class EnergyMeter:
 
     Power of a reading, in order of preference:
 
-    - measured: ``power_w`` (or ``voltage_v * current_a``) from a gauge with a current sensor;
+    - measured: ``power_w`` (or ``voltage_v * current_a``) from a gauge with a current sensor (never
+      from a ``simulated`` reading, whose figures are all its model's);
     - estimated: ``power_model()`` (discharge watts, e.g. from what the appliance is doing);
     - estimated: the reading's own modelled ``power_w``;
     - estimated: the drop in state of charge times ``usable_energy_j`` (coarse: the energy arrives
@@ -188,9 +189,10 @@ class EnergyMeter:
 
     def _power(self, reading: BatteryReading) -> tuple[float, bool] | None:
         """(discharge W, estimated?) for one reading; None when only the SoC can tell."""
-        if reading.power_w is not None and not reading.power_estimated:
+        measured = not reading.simulated  # a simulated pack's V, I and P are all its model's
+        if measured and reading.power_w is not None and not reading.power_estimated:
             return max(0.0, -reading.power_w), False
-        if reading.current_a is not None:
+        if measured and reading.current_a is not None:
             return max(0.0, -reading.voltage_v * reading.current_a), False
         if self.power_model is not None:
             return max(0.0, float(self.power_model())), True

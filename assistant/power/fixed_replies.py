@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +12,7 @@ from datetime import datetime
 from assistant.messages import BatteryReading
 from assistant.power.tiers import Tier
 from assistant.speech.llm import Generation
+from assistant.speech.words import words
 
 _LOG = logging.getLogger(__name__)
 
@@ -33,12 +33,6 @@ _PHRASES: dict[str, tuple[tuple[str, ...], ...]] = {
 """Word combinations that settle an intent outright (all words present, in any order)."""
 
 
-def normalize(text: str) -> list[str]:
-    """Lower-case words without punctuation (``o'clock`` -> ``oclock``, ``what's`` -> ``whats``)."""
-    text = text.lower().replace("'", "").replace("\u2019", "")
-    return re.findall(r"[a-z0-9]+", text)
-
-
 def _near(word: str, vocabulary: tuple[str, ...]) -> bool:
     if word in vocabulary:
         return True
@@ -47,14 +41,14 @@ def _near(word: str, vocabulary: tuple[str, ...]) -> bool:
 
 def match_intent(text: str) -> str | None:
     """``time``, ``battery``, ``tier`` or None, from keywords that tolerate ASR noise."""
-    words = normalize(text)
-    if not words:
+    said = words(text)
+    if not said:
         return None
-    present = set(words)
+    present = set(said)
     for intent, combos in _PHRASES.items():
         if any(set(combo) <= present for combo in combos):
             return intent
-    scores = {intent: sum(1 for w in words if _near(w, vocab)) for intent, vocab in _KEYWORDS.items()}
+    scores = {intent: sum(1 for w in said if _near(w, vocab)) for intent, vocab in _KEYWORDS.items()}
     best = max(scores, key=lambda k: scores[k])
     if scores[best] == 0:
         return None
@@ -99,8 +93,9 @@ def say_tier(tier: Tier | None) -> str:
 class FixedResponder:
     """Answers with fixed phrases, for the tier where the battery is too low to run a language model.
 
-    It knows the time, the battery level (``battery()`` gives the latest reading) and the active
-    tier (``tier()``); anything else gets a short explanation. Implements the Responder protocol.
+    It knows the time, the battery level (``battery()`` gives the latest reading, ``outlook()`` how
+    many answers it still holds) and the active tier (``tier()``); anything else gets a short
+    explanation. Implements the Responder protocol.
     """
 
     model_name = "fixed-phrases"
@@ -111,9 +106,11 @@ class FixedResponder:
         battery: Callable[[], BatteryReading | None],
         tier: Callable[[], Tier | None],
         now: Callable[[], datetime] = datetime.now,
+        outlook: Callable[[], str] = lambda: "",
     ) -> None:
         self.battery = battery
         self.tier = tier
+        self.outlook = outlook
         self.now = now
         self.last = Generation()
 
@@ -124,7 +121,7 @@ class FixedResponder:
         if intent == "time":
             return say_time(self.now())
         if intent == "battery":
-            return say_battery(self.battery())
+            return " ".join(part for part in (say_battery(self.battery()), self.outlook()) if part)
         if intent == "tier":
             return say_tier(self.tier())
         return FALLBACK

@@ -1,4 +1,7 @@
-"""The quantization tier ladder and the pure policy that picks a tier from a battery reading."""
+"""The quantization tier ladder and the pure policy that picks a tier from a battery reading.
+
+Nothing here touches a file: which model files make the ladder, and whether they load, is
+``models/tier_ladder.py``."""
 
 from __future__ import annotations
 
@@ -8,10 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from assistant.errors import ModelError, ModelNotFound
 from assistant.messages import BatteryReading
-from assistant.models import embedded
-from assistant.speech.llm import check_gguf
+from assistant.power.cutoff import EmptyPoint, is_empty, power_source
 
 _LOG = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class Tier:
 
 
 SHUTDOWN = Tier(name="shutdown", kind="shutdown")
-"""The tier returned below the shutdown threshold when the configuration lists none."""
+"""The tier returned at the empty point when the configuration lists none."""
 
 EMERGENCY_FIXED = Tier(name="fixed", kind="fixed")
 """Returned when no configured tier is available at all: fixed phrases need no model."""
@@ -78,10 +79,6 @@ class TierConfig:
     """Moving up to a richer tier needs this much state of charge above its threshold (%-points)."""
     hysteresis_v: float = 0.05
     """The same margin for voltage-only readings (V)."""
-    shutdown_soc_pct: float = 5.0
-    """Below this state of charge the appliance shuts down (%)."""
-    shutdown_voltage_v: float | None = None
-    """Below this pack voltage the appliance shuts down whatever the state of charge says (V); None: unused."""
     default_tier: str | None = None
     """Tier used when no battery reading is available; None means the richest available tier."""
 
@@ -111,11 +108,6 @@ class TierConfig:
                 raise ValueError(f"tiers[{i}].enter_voltage_v must be below tiers[{i - 1}].enter_voltage_v")
         if self.hysteresis_pct < 0 or self.hysteresis_v < 0:
             raise ValueError("hysteresis_pct and hysteresis_v must not be negative")
-        if not 0.0 <= self.shutdown_soc_pct <= ladder[-1].enter_soc_pct:
-            raise ValueError(
-                f"shutdown_soc_pct {self.shutdown_soc_pct:g} must be between 0 and the lowest tier's "
-                f"enter_soc_pct {ladder[-1].enter_soc_pct:g}"
-            )
         if self.default_tier is not None and self.default_tier not in seen:
             raise ValueError(f"default_tier '{self.default_tier}' is not the name of a tier ({', '.join(seen)})")
 
@@ -140,17 +132,6 @@ def length_instruction(tier: Tier) -> str:
     if tier.reply_words is None:
         return ""
     return f"Answer in at most {tier.reply_words} words."
-
-
-def _on_external_power(reading: BatteryReading) -> bool:
-    """External power feeds the appliance and the pack is not net-discharging."""
-    if not (reading.external_power or reading.charging):
-        return False
-    if reading.current_a is not None:
-        return reading.current_a >= 0.0
-    if reading.power_w is not None and not reading.power_estimated:
-        return reading.power_w >= 0.0
-    return True
 
 
 def _resolve(index: int, ladder: list[Tier], unavailable: Set[str]) -> Tier:
@@ -185,25 +166,27 @@ def choose_tier(
     tiers: TierConfig,
     current: Tier | None,
     *,
+    empty: EmptyPoint,
     unavailable: Set[str] = frozenset(),
 ) -> Tier:
     """Pick the tier for the next turn; pure (no I/O), so the same inputs always give the same tier.
 
     Rules, in order:
 
-    1. No reading: keep ``current`` (or the next lower available tier if it became unavailable);
-       with no current tier, ``default_tier``, else the richest available tier.
-    2. External power (``external_power`` or ``charging``) while the pack is not net-discharging
-       (current or measured power >= 0): the richest available tier. A supply too weak for the load
-       (current < 0 while plugged in) counts as running on battery.
-    3. Shutdown: state of charge below ``shutdown_soc_pct`` or voltage below ``shutdown_voltage_v``.
-       Leaving shutdown again needs the hysteresis margin above the shutdown threshold(s).
+    1. No reading (no gauge, a silent one, or a simulated reading outside a simulation): keep
+       ``current`` (or the next lower available tier if it became unavailable); with no current
+       tier, ``default_tier``, else the richest available tier.
+    2. External power (``cutoff.power_source``: a measured discharge means battery whatever the
+       flags say): the richest available tier.
+    3. Shutdown: the reading is at or below the pack's ``empty`` point (``cutoff.is_empty``; with
+       the power source unknown every figure must be). Leaving shutdown again needs the reading
+       above the empty point plus its margins (``EmptyPoint.raised``).
     4. Otherwise the richest tier whose threshold the state of charge meets, with hysteresis: moving
        down happens as soon as SoC < the current tier's threshold; moving up to a richer tier needs
        SoC >= its threshold + ``hysteresis_pct``. So a SoC wandering around a threshold switches once.
-       Above the shutdown threshold, the lowest tier catches everything below its own threshold.
+       Above the empty point, the lowest tier catches everything below its own threshold.
     5. Without a SoC (voltage-only gauge), the same is done on ``enter_voltage_v`` when configured;
-       otherwise the current (or default) tier is kept, and only the voltage shutdown applies.
+       otherwise the current (or default) tier is kept.
     6. Tiers in ``unavailable`` (model file missing or corrupt) are skipped to the next lower
        available tier (or, if none is lower, the nearest richer one).
     """
@@ -226,86 +209,21 @@ def choose_tier(
 
     if reading is None:
         return current if current is not None and current.kind == "shutdown" else keep()
-    if _on_external_power(reading):
+    source = power_source(reading)
+    if source == "external":
         return _resolve(0, ladder, unavailable)
 
-    v = reading.voltage_v
-    sv = tiers.shutdown_voltage_v
     in_shutdown = c == len(ladder)
+    point = empty.raised() if in_shutdown else empty
+    if is_empty(reading, point, strict=source == "unknown")[0]:
+        return tiers.shutdown
+    if in_shutdown:
+        c = None  # back above the empty point with its margin: choose afresh
     soc = reading.soc_pct
-    v_low = sv is not None and (v < sv or (in_shutdown and v < sv + tiers.hysteresis_v))
     if soc is not None:
-        s = tiers.shutdown_soc_pct
-        if v_low or soc < s or (in_shutdown and soc < s + tiers.hysteresis_pct):
-            return tiers.shutdown
         thresholds = [t.enter_soc_pct for t in ladder]
         return _pick(soc, thresholds, tiers.hysteresis_pct, c, ladder, unavailable)
-    if v_low:
-        return tiers.shutdown
     if ladder[0].enter_voltage_v is not None:
         volts = [t.enter_voltage_v or 0.0 for t in ladder]  # validated: set on every tier or on none
-        return _pick(v, volts, tiers.hysteresis_v, c, ladder, unavailable)
-    if in_shutdown:
-        c = None  # voltage recovered past the margin: leave shutdown to the default tier
+        return _pick(reading.voltage_v, volts, tiers.hysteresis_v, c, ladder, unavailable)
     return keep()
-
-
-def unavailable_tiers(tiers: TierConfig) -> set[str]:
-    """Names of the llm tiers whose model file is missing or is not a GGUF (checked on disk)."""
-    missing: set[str] = set()
-    for tier in tiers.tiers:
-        if tier.kind != "llm" or tier.model is None:
-            continue
-        try:
-            check_gguf(tier.model)
-        except (ModelError, ModelNotFound) as exc:
-            _LOG.warning("tier '%s' is unavailable: %s", tier.name, exc)
-            missing.add(tier.name)
-    return missing
-
-
-DEFAULT_RUNGS: tuple[tuple[str, float, int, int], ...] = (
-    ("Q8_0", 60.0, 96, 40),
-    ("Q4_K_M", 40.0, 80, 32),
-    ("source", 25.0, 64, 25),
-    ("Q2_K", 15.0, 40, 15),
-)
-"""The embedded ladder: (type, enter SoC %, max_tokens, reply words), richest first by real bits per
-weight as measured on SmolLM2-135M (Q8_0 8.5, Q4_K_M 6.2, source Q4_1 5.7, Q2_K 5.1 bpw)."""
-
-
-def default_ladder(models_dir: Path) -> TierConfig:
-    """The built-in ladder over the embedded SmolLM2 and the files ``models build-ladder`` writes.
-
-    Rungs whose file has not been built yet stay in the ladder and are reported by
-    ``unavailable_tiers``; ``choose_tier`` then skips them down, so until the ladder is built the
-    embedded Q4_1 file serves every SoC from 25 % up. Below the LLM rungs come fixed phrases
-    (>= 5 %) and shutdown.
-    Note: re-quantizing the Q4_1 source up to Q8_0 costs energy without adding quality; the upper
-    rungs only carry quality when the ladder is built from an F16/BF16 source.
-    """
-    from assistant.models.ladder import ladder_file  # the ladder module imports this one
-
-    try:
-        source = embedded.smollm2_gguf()
-    except ModelNotFound as exc:
-        _LOG.error("embedded LLM missing: %s", exc)
-        source = models_dir / Path(embedded.SMOLLM2_FILE).name
-    out_dir = models_dir.expanduser() / "ladder"
-    built: list[Tier] = []
-    missing: list[str] = []
-    for qtype, soc, max_tokens, words in DEFAULT_RUNGS:
-        if qtype == "source":
-            path, quant = source, "Q4_1"
-        else:
-            path, quant = ladder_file(out_dir, source, qtype), qtype
-            if not path.is_file():
-                missing.append(quant)
-        built.append(Tier(name=quant.lower(), model=path, quant=quant, enter_soc_pct=soc, n_ctx=1024,
-                          max_tokens=max_tokens, reply_words=words))
-    built.append(Tier(name="fixed", kind="fixed", enter_soc_pct=5.0))
-    built.append(Tier(name="shutdown", kind="shutdown", enter_soc_pct=0.0))
-    if missing:
-        _LOG.warning("ladder files not built in %s (%s): those tiers are unavailable and the embedded Q4_1 "
-                     "model serves SoC >= 25 %%; run `assistant models build-ladder`", out_dir, ", ".join(missing))
-    return TierConfig(tiers=built, hysteresis_pct=3.0, shutdown_soc_pct=5.0)

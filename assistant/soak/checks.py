@@ -5,14 +5,13 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import re
 import statistics
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant.power.turnlog import read_log
+from assistant.turnlog import read_turns
 
 _LOG = logging.getLogger(__name__)
 
@@ -195,29 +194,24 @@ class LogCheck:
     dropped_disk_full: int
     absurd_battery: list[str]
     """Records whose battery figures a plausibility check should have stopped."""
-    torn_by_full_disk: list[int] = field(default_factory=list)
-    """Bad lines that are the start of a record the full disk refused: ``TurnLog.append`` leaves the
-    part of the line that fit on the disk (a known defect, reported; not counted as a problem)."""
     problems: list[str] = field(default_factory=list)
-
-
-_TURN_ID = re.compile(r'"turn_id": "([^"]*)"')
 
 
 def check_log(path: Path, outcomes: list[Outcome], *, cells: int = 2) -> LogCheck:
     """Every turn the driver saw is in the log exactly once (or was refused by a full disk); the log parses."""
-    read = read_log(path)
-    counts = collections.Counter(str(r.get("turn_id")) for r in read.records)
+    read = read_turns(path)
+    counts = collections.Counter(e.turn_id for e in read.entries)
     logged = {o.turn_id for o in outcomes if o.logged}
     absurd = []
-    for r in read.records:
-        for key in ("battery_before", "battery_after"):
-            b = r.get(key) or {}
-            v, soc = b.get("voltage_v"), b.get("soc_pct")
+    for e in read.entries:
+        for key, b in (("battery_before", e.battery_before), ("battery_after", e.battery_after)):
+            if b is None:
+                continue
+            v, soc = b.voltage_v, b.soc_pct
             if (v is not None and not 2.5 * cells <= v <= 4.4 * cells) or (soc is not None and not 0 <= soc <= 100):
-                absurd.append(f"{r.get('turn_id')}: {key} {b}")
+                absurd.append(f"{e.turn_id}: {key} {b}")
     lc = LogCheck(
-        records=len(read.records), torn_last_line=read.torn_lines, bad_lines=read.bad_lines,
+        records=len(read.entries), torn_last_line=read.torn_lines, bad_lines=read.bad_lines,
         duplicate_ids=sorted(t for t, n in counts.items() if n > 1),
         missing_ids=sorted(logged - set(counts)),
         unexpected_ids=sorted(set(counts) - {o.turn_id for o in outcomes}),
@@ -225,17 +219,9 @@ def check_log(path: Path, outcomes: list[Outcome], *, cells: int = 2) -> LogChec
         dropped_disk_full=sum(1 for o in outcomes if o.dropped),
         absurd_battery=absurd,
     )
-    dropped = {o.turn_id for o in outcomes if o.dropped}
-    lines = path.read_bytes().split(b"\n") if read.bad_lines else []
-    for number in read.bad_lines:
-        fragment = lines[number - 1].decode("utf-8", "replace")
-        found = _TURN_ID.search(fragment)
-        if dropped and fragment.startswith('{"schema"') and (found is None or found.group(1) in dropped):
-            lc.torn_by_full_disk.append(number)
-    other_bad = [n for n in read.bad_lines if n not in lc.torn_by_full_disk]
     for label, items in (("duplicate turn ids", lc.duplicate_ids), ("logged turns missing from the file",
                          lc.missing_ids), ("records of unknown turns", lc.unexpected_ids),
-                         ("turns that ended without a record", lc.unlogged), ("bad lines", other_bad),
+                         ("turns that ended without a record", lc.unlogged), ("bad lines", read.bad_lines),
                          ("implausible battery figures logged", lc.absurd_battery)):
         if items:
             lc.problems.append(f"{label}: {items[:10]}{' ...' if len(items) > 10 else ''}")

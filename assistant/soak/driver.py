@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from assistant.device.appliance import State
 from assistant.messages import AudioClip
@@ -34,6 +36,19 @@ ACTION_WEIGHTS: dict[str, float] = {
 """Relative frequency of each button action on steps without a fault."""
 
 
+@contextlib.contextmanager
+def _burst() -> Iterator[None]:
+    """Edges that physically come microseconds apart: this thread keeps the interpreter until they are
+    all in (the button takes an edge without blocking), so a busy machine cannot stretch a 5 ms glitch
+    into a release that lasts a whole debounce window."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1.0)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(interval)
+
+
 class Driver:
     """Drives one rig: ``run(turns)`` until that many turns have been started, with seeded randomness."""
 
@@ -45,7 +60,6 @@ class Driver:
         self.recorder = TurnRecorder(rig)
         self.result = DriveResult()
         self.loop_error: BaseException | None = None
-        self.bounce_spans: list[float] = []
         self._expected = 0
         self._first_faults = self.rng.sample(list(FAULT_WEIGHTS), len(FAULT_WEIGHTS))
         self._first_actions = self.rng.sample(list(ACTION_WEIGHTS), len(ACTION_WEIGHTS))
@@ -71,10 +85,11 @@ class Driver:
 
     def stop(self) -> None:
         """Stop the loop, pressing the button while it stops; wait for it."""
+        pin = self.rig.pin  # taken first: the appliance closes the button (and every device) as it stops
         self.rig.appliance.stop_event.set()
-        self._press(bounce=False)
+        if pin is not None:
+            pin.drive_low()
         self._thread.join(30)
-        self.rig.pin.drive_high()
         if self._thread.is_alive():
             self.result.problems.append("the appliance loop did not stop within 30 s")
 
@@ -85,19 +100,14 @@ class Driver:
     # -- the button and the microphone --------------------------------------------------------------
 
     def _bounce(self, final_low: bool) -> None:
-        """Contact bounce after an edge: the line flips a few times within 20 ms, then settles."""
+        """Contact bounce after an edge: the line flips a few times, then settles. The flips come back
+        to back (see ``_burst``): the debounce judges a level only once it has held for the whole
+        window, so any gap shorter than the window is the same to it."""
         pin = self.rig.pin
-        start = time.monotonic()
-        end = start + 0.02
-        for _ in range(self.rng.randint(2, 5)):
-            if time.monotonic() >= end:
-                break
-            pin.drive_high() if final_low else pin.drive_low()
-            time.sleep(self.rng.uniform(0.0005, 0.002))
-            pin.drive_low() if final_low else pin.drive_high()
-            time.sleep(self.rng.uniform(0.0005, 0.002))
-        pin.drive_low() if final_low else pin.drive_high()
-        self.bounce_spans.append(time.monotonic() - start)
+        with _burst():
+            for _ in range(self.rng.randint(2, 5)):
+                pin.drive_high() if final_low else pin.drive_low()
+                pin.drive_low() if final_low else pin.drive_high()
 
     def _press(self, *, bounce: bool) -> None:
         if bounce:
@@ -132,19 +142,17 @@ class Driver:
         return False
 
     def _ask(self, *, bounce: bool = False, glitch: bool = False) -> None:
-        """Press (waiting out any bounce window), speak once the appliance listens, release: one turn."""
-        time.sleep(0.06)  # the last edge must be older than the debounce window
+        """Press once the last release was judged, speak once the appliance listens, release: one turn."""
+        self.rig.appliance.button.settled(5.0)  # a press inside the last release's window would be a glitch
         turns = self.rig.appliance.turns
         self._press(bounce=bounce)
         self._pressed()
         self._listening(turns)
         self._speak()
-        if glitch:  # the contact opens for 5 ms while held: the button reports a release and a new press
-            self.rig.pin.drive_high()
-            time.sleep(0.005)
-            self.rig.pin.drive_low()
-            self._pressed()
-            self._listening(turns + 1)
+        if glitch:  # the contact opens for a moment while held: shorter than the window, it splits nothing
+            with _burst():
+                self.rig.pin.drive_high()
+                self.rig.pin.drive_low()
             self._speak()
         self._release(bounce=bounce)
 
@@ -234,7 +242,7 @@ class Driver:
         fault = rig.models[victim]
         fault.damage(rng.choice(MODEL_FAULTS), rng)
         rig.swap_pack(BANDS[victim])
-        time.sleep(0.3)  # the meter samples the new pack
+        rig.session.meter.poll()  # the meter takes a reading of the new pack now
         outcome = self._turn()
         if outcome is not None and outcome.status == "ok" and outcome.tier == victim:
             self.result.problems.append(f"step {self.result.steps}: tier '{victim}' answered with a "
@@ -260,16 +268,13 @@ class Driver:
         elif kind == "bounce":
             self._turn(bounce=True)
         elif kind == "glitch_listening":
-            start = self.recorder.count
-            self._ask(glitch=True)
-            if not self.recorder.wait_done(start + 2, lambda: self.alive):
-                self.result.problems.append(f"step {self.result.steps}: no turn ended after a glitch while held")
+            self._turn(glitch=True)  # one turn: _check_presses fails the step if the glitch started another
         elif kind == "tap":
             start = self.recorder.count
-            time.sleep(0.06)
+            self.rig.appliance.button.settled(5.0)
             self._press(bounce=False)
             self._pressed()
-            time.sleep(0.03)
+            time.sleep(rig.appliance.button.cfg.bounce_s + 0.02)  # held past the window, released before min_press_s
             self._release(bounce=False)
             if not self.recorder.wait_done(start + 1, lambda: self.alive):
                 self.result.problems.append(f"step {self.result.steps}: a tap left a turn running")
@@ -286,22 +291,14 @@ class Driver:
         elif kind == "battery_swap":
             band = rng.choice(list(BANDS))
             rig.swap_pack(BANDS[band])
-            time.sleep(0.3)
+            rig.session.meter.poll()
             self._turn()
         else:
             raise ValueError(f"unknown action {kind!r}")
 
-    def _check_presses(self, turns_before: int, spans_before: int) -> None:
+    def _check_presses(self, turns_before: int) -> None:
         started = self.rig.appliance.turns - turns_before
         if started == self._expected:
-            return
-        if any(span > 0.045 for span in self.bounce_spans[spans_before:]):
-            self.result.long_bounces += 1
-            return
-        if started == self._expected + 1:  # one press seen twice: counted and reported, not yet explained
-            self.result.double_presses += 1
-            _LOG.warning("step %d (%s): %d presses started %d turns", self.result.steps, self.result.script[-1],
-                         self._expected, started)
             return
         self.result.problems.append(f"step {self.result.steps} ({self.result.script[-1]}): {self._expected} "
                                     f"presses started {started} turns")
@@ -320,7 +317,7 @@ class Driver:
             self.result.steps += 1
             self.recorder.step = self.result.steps
             self.result.samples.append(sample(self.result.steps))
-            turns_before, spans_before, self._expected = self.rig.appliance.turns, len(self.bounce_spans), 0
+            turns_before, self._expected = self.rig.appliance.turns, 0
             if self.rng.random() < self.fault_rate:
                 kind = self._first_faults.pop() if self._first_faults else self.rng.choices(faults, f_weights)[0]
                 self.result.script.append(kind)
@@ -329,7 +326,7 @@ class Driver:
                 kind = self._first_actions.pop() if self._first_actions else self.rng.choices(actions, a_weights)[0]
                 self.result.script.append(kind)
                 self._action(kind)
-            self._check_presses(turns_before, spans_before)
+            self._check_presses(turns_before)
             if progress is not None:
                 progress(self.recorder.count, turns)
         for o in self.recorder.outcomes:

@@ -143,8 +143,9 @@ class FlakyTranscriber:
         """Fail the next utterance at its ``after``-th chunk (the real session has started by then)."""
         self._armed.arm(after, error)
 
-    def session(self) -> AsrSession:
-        return _FlakySession(self.inner.session(), self._armed.take(), self._armed)
+    def session(self, *, whole: bool = False) -> AsrSession:
+        inner = self.inner.session(whole=True) if whole else self.inner.session()
+        return _FlakySession(inner, self._armed.take(), self._armed)
 
     def close(self) -> None:
         self.inner.close()

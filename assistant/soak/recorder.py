@@ -44,7 +44,8 @@ class TurnRecorder:
             raise
         else:
             outcome.status = "cancelled" if record.cancelled else "ok"
-            outcome.tier = str(record.extra.get("tier"))
+            entry = self.rig.session.last_entry
+            outcome.tier = str(entry.tier if entry is not None else None)
             return record
         finally:
             outcome.logged = log.written > written
@@ -82,12 +83,6 @@ class DriveResult:
     """Faults after which a turn completed within ``RECOVERY_TRIES`` presses."""
     problems: list[str] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
-    long_bounces: int = 0
-    """Steps whose contact bounce outlasted the debounce window because this driver was descheduled;
-    the extra press the appliance then sees is right, and the step's press count is not checked."""
-    double_presses: int = 0
-    """Steps in which one press started one turn too many (seen once in a CI run at a disk-full step,
-    cause not found yet); reported in the summary, not counted as a failure."""
     tiers: collections.Counter[str] = field(default_factory=collections.Counter)
     script: list[str] = field(default_factory=list)
     """What each step did, in order (fault or action name)."""

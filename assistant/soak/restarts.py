@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.models import embedded
-from assistant.power.turnlog import read_log
+from assistant.turnlog import read_turns
 
 _LOG = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def write_config(workdir: Path, *, max_tokens: int) -> Path:
 
 def _completed(log: Path) -> int:
     """Turns that were answered (the reply may have been cut short by the next periodic press)."""
-    return sum(1 for r in read_log(log).records if not r.get("error") and r.get("words"))
+    return sum(1 for e in read_turns(log).entries if not e.error and e.words)
 
 
 def kill_restart_cycles(workdir: Path, *, cycles: int, seed: int, press_every_s: float = 2.5,
@@ -156,12 +156,12 @@ def kill_restart_cycles(workdir: Path, *, cycles: int, seed: int, press_every_s:
     report.exit_codes.append(code)
     if code != 0 or not any(STOPPED_MARK in line for line in app.lines):
         report.problems.append(f"the final SIGTERM gave exit {code}: {app.stderr_tail()}")
-    read = read_log(log)
-    report.records = len(read.records)
+    read = read_turns(log)
+    report.records = len(read.entries)
     report.completed_records = _completed(log)
     report.torn_last_line = read.torn_lines
     report.bad_lines = read.bad_lines
-    counts = collections.Counter(str(r.get("turn_id")) for r in read.records)
+    counts = collections.Counter(e.turn_id for e in read.entries)
     report.duplicate_ids = sorted(t for t, n in counts.items() if n > 1)
     if report.duplicate_ids:
         report.problems.append(f"turn ids logged twice: {report.duplicate_ids}")

@@ -12,7 +12,7 @@ from assistant.config import AssistantConfig, LlmConfig, PathsConfig
 from assistant.device.appliance import Appliance
 from assistant.device.button import PushToTalkButton
 from assistant.device.device_config import ButtonConfig, LedConfig, ShutdownConfig
-from assistant.device.hardware import close_devices, pretend_poweroff
+from assistant.device.hardware import pretend_poweroff
 from assistant.device.led import StatusLed
 from assistant.device.notify import SystemdNotifier
 from assistant.device.shutdown import ShutdownPolicy, Shutdowner
@@ -84,8 +84,8 @@ class Rig:
         self.chip.set_state()
 
     def close(self) -> None:
-        """Close what ``Appliance.close`` leaves open and unmount the tmpfs."""
-        close_devices(self.appliance)
+        """Close the appliance (and everything it holds) and unmount the tmpfs."""
+        self.appliance.close()
         self.disk.unmount()
 
 
@@ -100,7 +100,7 @@ def soak_config(workdir: Path, models: dict[str, Path], options: RigOptions) -> 
              max_tokens=lean_tokens, threads=options.threads, reply_words=8),
         Tier(name="fixed", kind="fixed", enter_soc_pct=10.0),
         Tier(name="shutdown", kind="shutdown", enter_soc_pct=0.0),
-    ], shutdown_soc_pct=5.0)
+    ])
     return replace(
         base,
         paths=PathsConfig(state_dir=workdir / "state", models_dir=workdir / "models"),
@@ -158,9 +158,9 @@ def build_rig(workdir: Path, options: RigOptions = RigOptions()) -> Rig:
         opened.append(led)
         appliance = Appliance(
             session, mic=mic, speaker=speaker, button=button, led=led, notifier=SystemdNotifier(environ={}),
-            policy=ShutdownPolicy(cfg.shutdown, cells_in_series=2),
+            policy=ShutdownPolicy(cfg.shutdown, empty=session.empty_point),
             shutdowner=Shutdowner(cfg.shutdown, run=pretend_poweroff),
-            heartbeat_max_s=cfg.service.watchdog_heartbeat_max_s, turn_budget_s=cfg.service.busy_budget_s,
+            heartbeat_max_s=cfg.service.watchdog_heartbeat_max_s, turn_budget_s=cfg.service.turn_budget_s,
         )
     except BaseException:
         for thing in reversed(opened):

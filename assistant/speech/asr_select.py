@@ -28,8 +28,12 @@ def installed_vosk(models_dir: Path) -> InstalledModel | None:
     return None
 
 
-def open_transcriber(cfg: AsrConfig, models_dir: Path) -> Transcriber:
+def open_transcriber(cfg: AsrConfig, models_dir: Path, *, state_dir: Path | None = None,
+                     device: str = "default") -> Transcriber:
     """Load the recogniser ``cfg`` asks for.
+
+    ``state_dir`` and ``device``: where pocketsphinx keeps the normalisation state of the input
+    device, and which device that is (see ``cmn_state``); without ``state_dir`` nothing is kept.
 
     - ``engine: pocketsphinx``: the pocketsphinx English model that ships in its wheel.
     - ``engine: vosk``: ``cfg.vosk_model``, else the model ``assistant models install vosk-en`` put
@@ -41,10 +45,14 @@ def open_transcriber(cfg: AsrConfig, models_dir: Path) -> Transcriber:
     from assistant.speech.sphinx_asr import SphinxTranscriber
     from assistant.speech.vosk_asr import VoskTranscriber
 
+    def sphinx() -> Transcriber:
+        keep = state_dir if cfg.keep_adaptation else None
+        return SphinxTranscriber(rate=cfg.rate, state_dir=keep, device=device)
+
     if cfg.engine == "pocketsphinx":
         if cfg.grammar:
             _LOG.info("asr.grammar is for Vosk only; pocketsphinx recognises open vocabulary")
-        return SphinxTranscriber(rate=cfg.rate)
+        return sphinx()
     if cfg.vosk_model is not None:
         return VoskTranscriber(cfg.vosk_model.expanduser(), rate=cfg.rate, grammar=cfg.grammar)
     try:
@@ -64,4 +72,4 @@ def open_transcriber(cfg: AsrConfig, models_dir: Path) -> Transcriber:
         _LOG.warning("the manifest lists Vosk model '%s' at %s, but it is missing; run: assistant models "
                      "install %s", record.name, record.path, record.name)
     _LOG.warning(FALLBACK_WARNING)
-    return SphinxTranscriber(rate=cfg.rate)
+    return sphinx()

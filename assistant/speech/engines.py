@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 from assistant.config import AssistantConfig
 from assistant.models import embedded
 from assistant.speech.asr import Transcriber
-from assistant.speech.llm import LlamaResponder
+from assistant.speech.llm import LlamaResponder, check_gguf
 from assistant.speech.tts import PiperSynthesizer
 
 _LOG = logging.getLogger(__name__)
@@ -26,18 +27,23 @@ def voice_path(cfg: AssistantConfig) -> Path:
 
 
 def open_responder(cfg: AssistantConfig, model: Path | None = None) -> LlamaResponder:
-    """Load the LLM (``model`` overrides the configured one)."""
+    """Load the LLM (``model`` overrides the configured one); a speed twin gets its stand-in responder."""
+    from assistant.models.twin import twin_info, twin_label
+
     c = cfg.llm
-    return LlamaResponder(
-        model or llm_path(cfg),
-        n_ctx=c.n_ctx,
-        threads=c.threads,
-        max_tokens=c.max_tokens,
-        temperature=c.temperature,
-        seed=c.seed,
-        system_prompt=c.system_prompt,
-        history_turns=c.history_turns,
-    )
+    path = model or llm_path(cfg)
+    check_gguf(path)
+    # only a file marked as a twin is read as one; a damaged header is left to llama.cpp's load to describe
+    twin = twin_info(path) if twin_label(path) is not None else None
+    make: Callable[..., LlamaResponder] = LlamaResponder
+    if twin is not None:
+        from assistant.speech.twin_responder import TwinResponder
+
+        _LOG.warning("%s is a %s: its turns measure speed and energy, their words are estimated", path.name,
+                     twin.label)
+        make = functools.partial(TwinResponder, twin=twin)
+    return make(path, n_ctx=c.n_ctx, threads=c.threads, max_tokens=c.max_tokens, temperature=c.temperature,
+                seed=c.seed, system_prompt=c.system_prompt, history_turns=c.history_turns)
 
 
 def open_synthesizer(cfg: AssistantConfig) -> PiperSynthesizer:
@@ -49,37 +55,6 @@ def open_asr(cfg: AssistantConfig) -> Transcriber:
     """Load the ASR: Vosk when a model is installed or configured, else the labelled pocketsphinx fallback."""
     from assistant.speech.asr_select import open_transcriber
 
-    return open_transcriber(cfg.asr, cfg.paths.models_dir.expanduser())
+    return open_transcriber(cfg.asr, cfg.paths.models_dir.expanduser(), state_dir=cfg.paths.state_dir.expanduser(),
+                            device=cfg.mic.device)
 
-
-@dataclass
-class Engines:
-    """The three loaded engines; ``transcriber`` is None when only text turns are needed."""
-
-    transcriber: Transcriber | None
-    responder: LlamaResponder
-    synthesizer: PiperSynthesizer
-
-    def close(self) -> None:
-        """Free every engine."""
-        if self.transcriber is not None:
-            self.transcriber.close()
-        self.responder.close()
-        self.synthesizer.close()
-
-
-def load_engines(cfg: AssistantConfig, *, with_asr: bool = True) -> Engines:
-    """Load all engines once (ASR optional), closing what was loaded if a later one fails."""
-    transcriber = open_asr(cfg) if with_asr else None
-    try:
-        responder = open_responder(cfg)
-        try:
-            synthesizer = open_synthesizer(cfg)
-        except BaseException:
-            responder.close()
-            raise
-    except BaseException:
-        if transcriber is not None:
-            transcriber.close()
-        raise
-    return Engines(transcriber, responder, synthesizer)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from assistant.errors import ModelError, ModelNotFound
+from assistant.speech.words import words
 
 _LOG = logging.getLogger(__name__)
 
@@ -36,8 +38,13 @@ class Generation:
     decode_s: float = 0.0
     """First to last token (s): the pure generation time."""
     stop: str = ""
-    """Why generation ended: ``eos``, ``length`` or ``cancelled``."""
+    """Why generation ended: ``eos``, ``length``, ``cancelled`` or ``copy`` (it went on with a sentence
+    of an earlier reply, which was not said)."""
     text: str = ""
+    copy_restarted: bool = False
+    """The reply began as a copy of an earlier one, so it was written again without the memory."""
+    words_estimate: str | None = None
+    """How the reply's words are estimated rather than counted (a speed twin's stand-in reply); None: counted."""
 
     @property
     def tps(self) -> float | None:
@@ -178,9 +185,9 @@ class LlamaResponder:
         messages.append({"role": "user", "content": question})
         return messages
 
-    def prompt_tokens(self, question: str) -> list[int]:
+    def prompt_tokens(self, question: str, *, with_memory: bool = True) -> list[int]:
         """Tokens of the full prompt, dropping the oldest memory until it fits the context."""
-        turns = list(self.memory.turns)
+        turns = list(self.memory.turns) if with_memory else []
         budget = self.n_ctx - self.max_tokens - 8
         while True:
             prompt = self._format(messages=self._messages(question, turns)).prompt
@@ -195,55 +202,177 @@ class LlamaResponder:
         return tokens
 
     def respond(self, question: str, cancel: threading.Event | None = None) -> Iterator[str]:
+        """Yield the reply in pieces.
+
+        With conversation memory, the first ``COPY_CHECK_WORDS`` words are held until they show
+        whether the model is starting to say one of its earlier replies again (a small model given
+        its last answer tends to repeat it, nearly word for word, to the next question); if so, that
+        start is dropped and the question is answered without the memory. The held words cost no
+        latency that matters: the first clause goes to speech only once it has a few words anyway.
+        """
         if self._llm is None:
             raise ModelError(f"LLM {self.model_name} is closed")
-        llm = self._llm
         t0 = time.perf_counter()
-        tokens = self.prompt_tokens(question)
-        cached = _common_prefix(list(llm._input_ids), tokens)
-        gen = Generation(prompt_total=len(tokens), prompt_tokens=len(tokens) - min(cached, len(tokens) - 1))
-        self.last = gen
-        llm.set_seed(self.seed)
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        # only replies to other questions: the same question asked again may well get the same answer
+        earlier = [words(a) for q, a in self.memory.turns if words(q) != words(question)]
+        starts = [w[:COPY_CHECK_WORDS] for w in earlier if len(w) >= COPY_CHECK_WORDS]
+        asked = set(words(question))
+        runs = {tuple(w[i : i + COPY_RUN_WORDS]) for w in earlier for i in range(len(w) - COPY_RUN_WORDS + 1)}
+        gen = self._start()
         pieces: list[str] = []
-        first_at = 0.0
-        gen.stop = "length"
+        held: list[str] = []
+        stage = "start" if starts else "free"
+        copied = False
         try:
-            for token in llm.generate(
-                tokens, temp=self.temperature, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.1, reset=True
-            ):
-                now = time.perf_counter()
-                if cancel is not None and cancel.is_set():
-                    gen.stop = "cancelled"
-                    break
-                if _is_eog(self._vocab, token):
-                    gen.stop = "eos"
-                    break
-                gen.tokens += 1
-                if gen.first_token_s is None:
-                    gen.first_token_s = now - t0
-                    first_at = now
-                gen.decode_s = now - first_at
-                text = decoder.decode(llm.detokenize([token]))
-                if text:
+            for text in self._generate(gen, self.prompt_tokens(question), cancel, t0):
+                if stage == "free":
                     pieces.append(text)
                     yield text
-                if gen.tokens >= self.max_tokens:
-                    break
-                if cancel is not None and cancel.is_set():
-                    gen.stop = "cancelled"
-                    break
+                    continue
+                held.append(text)
+                sofar = "".join(held)
+                if stage == "start":
+                    start = words(sofar)
+                    if len(start) <= COPY_CHECK_WORDS:  # the next word has begun: these are complete
+                        continue
+                    if _same_start(start, starts, asked):
+                        copied = True
+                        break
+                    stage = "first"
+                elif stage == "later":
+                    ends = list(_SENTENCE_END.finditer(sofar))
+                    if not ends:
+                        continue
+                    if _copies(sofar[: ends[-1].end()], runs):
+                        _LOG.info("the reply went on with a sentence of an earlier one; it ends here")
+                        held = []
+                        gen.stop = "copy"
+                        break
+                    cut = ends[-1].end()
+                    held = [sofar[cut:]] if sofar[cut:] else []
+                    pieces.append(sofar[:cut])
+                    yield sofar[:cut]
+                    continue
+                pieces.extend(held)
+                yield from held
+                held = []
+                if stage == "first" and _SENTENCE_END.search("".join(pieces) + " "):
+                    stage = "later"  # the first sentence is out: the next ones are checked whole
+            else:
+                rest = "".join(held)
+                if stage == "start" and _same_start(words(rest), starts, asked):
+                    copied = True
+                elif rest and not (stage == "later" and _copies(rest, runs)):
+                    pieces.append(rest)
+                    yield rest
+            if copied:
+                _LOG.info("the reply began as a copy of an earlier one (%r); answering without the conversation "
+                          "memory", "".join(held).strip())
+                gen = self._start()
+                gen.copy_restarted = True
+                for text in self._generate(gen, self.prompt_tokens(question, with_memory=False), cancel, t0):
+                    pieces.append(text)
+                    yield text
         finally:
-            tail = decoder.decode(b"", final=True)
-            if tail:
-                pieces.append(tail)
             gen.gen_s = time.perf_counter() - t0
             gen.text = "".join(pieces).strip()
             if gen.stop != "cancelled" and gen.text:
                 self.memory.add(question, gen.text)
+        _LOG.debug("generated %d tokens (%s) in %.2f s", gen.tokens, gen.stop, gen.gen_s)
+
+    def _start(self) -> Generation:
+        gen = Generation()
+        self.last = gen
+        return gen
+
+    def start(self, question: str) -> tuple[Iterator[int], Generation]:
+        """Begin a reply without reading it: the stream of sampled tokens (the appliance's samplers, the
+        conversation memory in the prompt) and its fresh ``last`` record, for a caller that counts the
+        tokens itself (the speed twin)."""
+        if self._llm is None:
+            raise ModelError(f"LLM {self.model_name} is closed")
+        gen = self._start()
+        gen.stop = "length"
+        return self._sample(gen, self.prompt_tokens(question)), gen
+
+    def _sample(self, gen: Generation, tokens: list[int]) -> Iterator[int]:
+        """The sampled tokens of a reply to the prompt ``tokens`` (reusing the cached prefix); the prompt's
+        figures go into ``gen``."""
+        llm = self._llm
+        cached = _common_prefix(list(llm._input_ids), tokens)
+        gen.prompt_total = len(tokens)
+        gen.prompt_tokens = len(tokens) - min(cached, len(tokens) - 1)
+        llm.set_seed(self.seed)
+        stream: Iterator[int] = llm.generate(
+            tokens, temp=self.temperature, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.1, reset=True
+        )
+        return stream
+
+    def _generate(self, gen: Generation, tokens: list[int], cancel: threading.Event | None,
+                  t0: float) -> Iterator[str]:
+        """Sample a reply to the prompt ``tokens`` (reusing the cached prefix), filling in ``gen``."""
+        llm = self._llm
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        first_at = 0.0
+        gen.stop = ""
+        for token in self._sample(gen, tokens):
+            now = time.perf_counter()
+            if cancel is not None and cancel.is_set():
+                gen.stop = "cancelled"
+                break
+            if _is_eog(self._vocab, token):
+                gen.stop = "eos"
+                break
+            gen.tokens += 1
+            if gen.first_token_s is None:
+                gen.first_token_s = now - t0
+                first_at = now
+            gen.decode_s = now - first_at
+            text = decoder.decode(llm.detokenize([token]))
+            if text:
+                yield text
+            if gen.tokens >= self.max_tokens:
+                gen.stop = "length"
+                break
+            if cancel is not None and cancel.is_set():
+                gen.stop = "cancelled"
+                break
+        tail = decoder.decode(b"", final=True)
+        if not gen.stop:
+            gen.stop = "length"
         if tail:
             yield tail
-        _LOG.debug("generated %d tokens (%s) in %.2f s", gen.tokens, gen.stop, gen.gen_s)
+
+
+COPY_CHECK_WORDS = 5
+"""A reply whose first this many words are those of an earlier reply in memory counts as a copy."""
+COPY_RUN_WORDS = 6
+"""A later sentence holding this many consecutive words of an earlier reply counts as copied."""
+_SENTENCE_END = re.compile(r"[.!?](?=\s)")
+
+
+COPY_START_MATCHES = 3
+"""... or when this many of those first words stand where they stood in an earlier reply's start,
+not counting words of the question (answers to parallel questions rightly start alike)."""
+
+
+def _same_start(start: list[str], starts: list[list[str]], asked: set[str]) -> bool:
+    """True when the first words of a reply are (nearly) those of an earlier reply (see above)."""
+    head = start[:COPY_CHECK_WORDS]
+    if len(head) < COPY_CHECK_WORDS:
+        return False
+    for other in starts:
+        if head == other:
+            return True
+        if sum(a == b and a not in asked for a, b in zip(head, other)) >= COPY_START_MATCHES:
+            return True
+    return False
+
+
+def _copies(text: str, runs: set[tuple[str, ...]]) -> bool:
+    """True when ``text`` holds a run of ``COPY_RUN_WORDS`` words found in ``runs``."""
+    w = words(text)
+    return any(tuple(w[i : i + COPY_RUN_WORDS]) in runs for i in range(len(w) - COPY_RUN_WORDS + 1))
 
 
 def _vocab(llm: Any) -> Any:

@@ -46,6 +46,10 @@ class Microphone(Protocol):
         """Stop capturing and release the device."""
         ...
 
+    def reopen(self) -> None:
+        """Close and open again (after the device was unplugged and came back)."""
+        ...
+
     def __enter__(self) -> Self: ...
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
@@ -87,10 +91,13 @@ class SoundDeviceMicrophone:
     """
 
     def __init__(self, *, device: str = "default", rate: int = 16000, block_ms: int = 50,
-                 queue_s: float = 5.0, stall_s: float = 2.0) -> None:
-        """``stall_s``: no audio from the device for this long means it has gone away (s)."""
+                 queue_s: float = 5.0, stall_s: float = 2.0, capture_rate: int | None = None) -> None:
+        """``rate``: of the chunks delivered (Hz); ``capture_rate``: the rate to open the device at,
+        if it takes it (None: ``rate``); ``stall_s``: no audio from the device for this long means it
+        has gone away (s)."""
         self.device = device
         self.rate = rate
+        self.preferred_rate = capture_rate or rate
         self.block_ms = block_ms
         self.stall_s = stall_s
         self.overflows = 0
@@ -128,7 +135,7 @@ class SoundDeviceMicrophone:
         sd = import_sounddevice()
         index, info = find_device(self.device, "input")
         self.device_name = str(info["name"])
-        rate, channels = choose_format(index, info, "input", self.rate)
+        rate, channels = choose_format(index, info, "input", self.preferred_rate)
         self.capture_rate, self._channels = rate, channels
         self._resampler = StreamResampler(rate, self.rate) if rate != self.rate else None
         self._queue.clear()
@@ -287,3 +294,7 @@ class WavMicrophone:
     def close(self) -> None:
         """Stop serving."""
         self._open = False
+
+    def reopen(self) -> None:
+        """Rewind to the start."""
+        self.open()

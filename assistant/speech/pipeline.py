@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 from assistant.errors import NoSpeech
 from assistant.messages import SAMPLE_WIDTH, AudioClip, Transcript, TurnRecord
-from assistant.speech.asr import Transcriber
+from assistant.speech.asr import Recording, Transcriber
 from assistant.speech.llm import Responder
+from assistant.speech.question_text import as_question
 from assistant.speech.sentences import SentenceSplitter, word_count
 from assistant.speech.speaker import Speaker
 from assistant.speech.tts import Synthesizer
@@ -31,6 +32,8 @@ class _Clock:
     first_audio: float | None = None
     last_audio: float | None = None
     audio_out_s: float = 0.0
+    spoken_words: int = 0
+    """Words of the sentences synthesized whole (a cancel or a failure cuts the rest)."""
 
 
 class Pipeline:
@@ -52,10 +55,14 @@ class Pipeline:
         self.first_clause_words = first_clause_words
 
     def listen(self, chunks: Iterable[bytes], cancel: threading.Event | None = None) -> tuple[Transcript, float, float]:
-        """Stream audio chunks into the ASR; return the final transcript, the end-of-audio time and seconds heard."""
+        """Feed audio chunks into the ASR; return the final transcript, the end-of-audio time and seconds heard.
+
+        A ``Recording`` (a WAV file) is recognised as one whole utterance; anything else is a live
+        stream, recognised while it arrives.
+        """
         if self.transcriber is None:
             raise NoSpeech("no speech recogniser is loaded")
-        session = self.transcriber.session()
+        session = self.transcriber.session(whole=True) if isinstance(chunks, Recording) else self.transcriber.session()
         last_arrival = time.perf_counter()
         nbytes = 0
         for chunk in chunks:
@@ -76,10 +83,15 @@ class Pipeline:
         text: str | None = None,
         cancel: threading.Event | None = None,
         turn_id: str | None = None,
+        record: TurnRecord | None = None,
     ) -> TurnRecord:
-        """Run one turn from audio chunks (mono s16le at the ASR rate) or from text (no ASR)."""
+        """Run one turn from audio chunks (mono s16le at the ASR rate) or from text (no ASR).
+
+        ``record``: filled in as the turn goes (the caller keeps what a failed turn did); a new one
+        (with ``turn_id``) when not given."""
         cancel = cancel or threading.Event()
-        record = TurnRecord(turn_id=turn_id or uuid.uuid4().hex[:12])
+        if record is None:
+            record = TurnRecord(turn_id=turn_id or uuid.uuid4().hex[:12])
         if text is None:
             if audio is None:
                 raise ValueError("run_turn needs audio or text")
@@ -100,7 +112,10 @@ class Pipeline:
         if cancel.is_set():
             record.cancelled = True
             return record
-        self._speak_reply(question, record, cancel, end_of_audio)
+        asked = as_question(question)  # a written question, not a lower-case transcript
+        if asked != question:
+            _LOG.debug("[%s] asking the LLM: %r", record.turn_id, asked)
+        self._speak_reply(asked, record, cancel, end_of_audio)
         return record
 
     def _speak_reply(self, question: str, record: TurnRecord, cancel: threading.Event, end_of_audio: float) -> None:
@@ -133,7 +148,8 @@ class Pipeline:
         record.prompt_tokens = gen.prompt_tokens
         record.tokens = gen.tokens
         record.tps = gen.tps
-        record.words = word_count(gen.text)
+        record.words = clock.spoken_words
+        record.words_estimate = gen.words_estimate
         if gen.first_token_s is not None:
             record.first_token_s = (llm_start - end_of_audio) + gen.first_token_s
         if clock.first_audio is not None:
@@ -168,6 +184,8 @@ class Pipeline:
                     clock.last_audio = now
                     clock.audio_out_s += clip.seconds
                     self.speaker.play(clip)
+                else:
+                    clock.spoken_words += word_count(str(item))
             except BaseException as exc:  # handed to the LLM thread, which re-raises it
                 errors.append(exc)
                 cancel.set()

@@ -43,6 +43,10 @@ class Speaker(Protocol):
         """Release the device (after stopping)."""
         ...
 
+    def reopen(self) -> None:
+        """Close and open the device again (after it went away); nothing to do for a file or null speaker."""
+        ...
+
     def __enter__(self) -> Self: ...
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,

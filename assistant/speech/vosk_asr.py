@@ -180,8 +180,13 @@ class VoskTranscriber:
                       "to the nearest phrase", self.model_dir, UNKNOWN)
         return json.dumps(phrases, ensure_ascii=False)
 
-    def session(self) -> VoskSession:
-        """Start recognising a new utterance (word times count from its start)."""
+    def session(self, *, whole: bool = False) -> VoskSession:
+        """Start recognising a new utterance (word times count from its start).
+
+        ``whole`` (a recording) changes nothing: every Vosk recogniser starts from the model's own
+        feature statistics (``ivector/global_cmvn.stats``) and adapts within the utterance, the same
+        for a file and a microphone, and Vosk's API neither exposes nor restores that state.
+        """
         if self._model is None:
             raise ModelError(f"the Vosk model in {self.model_dir} was closed")
         captured: list[str] = []

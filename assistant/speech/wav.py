@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from assistant.atomic import write_bytes_atomic
 from assistant.errors import AudioFormatError, AudioWriteError
 from assistant.messages import SAMPLE_WIDTH, AudioClip
 from assistant.speech.resample import resample_array
@@ -194,24 +193,9 @@ def write_wav(path: Path, clip: AudioClip) -> None:
     """Write ``clip`` as 16-bit PCM; atomic: the file appears whole or not at all."""
     path = Path(path)
     blob = wav_bytes(clip)
-    fd, tmp = -1, ""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        view = memoryview(blob)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-        os.close(fd)
-        fd = -1
-        os.replace(tmp, path)
+        write_bytes_atomic(path, blob)
     except OSError as exc:
-        if fd >= 0:
-            os.close(fd)
-        if tmp:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
         why = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
         raise AudioWriteError(f"{path}: cannot write WAV ({why}); no file was written") from exc
     _LOG.debug("wrote %s: %.2f s at %d Hz, %d ch", path, clip.seconds, clip.rate, clip.channels)

@@ -31,6 +31,9 @@ class ContextSpeaker(abc.ABC):
     def close(self) -> None:
         """Release the speaker."""
 
+    def reopen(self) -> None:
+        """A speaker without a device has nothing to reopen."""
+
 
 @dataclass(frozen=True)
 class QueuedClip:

@@ -16,7 +16,7 @@ from assistant.device.sim import SimMicrophone
 from assistant.errors import AudioDeviceError, ModelError, ModelNotFound
 from assistant.messages import AudioClip, Transcript
 from assistant.models import embedded
-from assistant.power.turnlog import TurnLog, read_log
+from assistant.turnlog import TurnLog, read_turns
 from assistant.soak.checks import Outcome, Sample, check_log, check_resources, new_handles
 from assistant.soak.faults import FlakySpeaker, FlakySynthesizer, FlakyTranscriber, engine_error
 from assistant.soak.file_faults import MODEL_FAULTS, DiskFull, ModelFileFault
@@ -187,7 +187,7 @@ def test_the_full_disk_refuses_turn_records_until_freed(tmp_path: Path) -> None:
         assert not all(results) and log.failures >= 1  # the page left in the log file may take a few
         disk.free()
         assert log.append({"schema": 1, "turn_id": "after"})
-        ids = [r["turn_id"] for r in read_log(log.path).records]
+        ids = [r.turn_id for r in read_turns(log.path).entries]
         assert ids[0] == "before" and ids[-1] == "after"
     finally:
         disk.unmount()
@@ -196,7 +196,7 @@ def test_the_full_disk_refuses_turn_records_until_freed(tmp_path: Path) -> None:
 FILL_SCRIPT = """
 import json, resource, signal, sys
 from pathlib import Path
-from assistant.power.turnlog import TurnLog
+from assistant.turnlog import TurnLog
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 log = TurnLog(Path(sys.argv[1]))
 log.append({"schema": 1, "turn_id": "first"})
@@ -215,8 +215,8 @@ def test_a_record_the_disk_refused_leaves_no_partial_line(tmp_path: Path) -> Non
                             timeout=60)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"refused_ok": False, "failures": 1}
-    read = read_log(log)
-    assert [r["turn_id"] for r in read.records] == ["first", "later"]
+    read = read_turns(log)
+    assert [r.turn_id for r in read.entries] == ["first", "later"]
     assert read.bad_lines == []
 
 
@@ -237,7 +237,8 @@ def test_the_log_check_matches_turns_to_records(tmp_path: Path) -> None:
     assert check.absurd_battery and "32.7" in check.absurd_battery[0]
     assert len(check.problems) == 5
     log.append({"schema": 1, "turn_id": "g"})  # closes the torn line: now a bad line in the middle
-    assert check_log(path, outcomes).torn_by_full_disk == [6]
+    later = check_log(path, outcomes)
+    assert later.bad_lines == [6] and any(p.startswith("bad lines: [6]") for p in later.problems)  # no excuse
 
 
 def test_the_resource_check_finds_leaks_and_growth() -> None:
@@ -263,4 +264,4 @@ def test_the_disk_full_stand_in_without_mount_rights(tmp_path: Path) -> None:
     assert not log.append({"schema": 1, "turn_id": "x"}) and log.failures == 1
     disk.free()
     assert log.append({"schema": 1, "turn_id": "y"}) and log.path == tmp_path / "turns.jsonl"
-    assert [r["turn_id"] for r in read_log(log.path).records] == ["y"]
+    assert [r.turn_id for r in read_turns(log.path).entries] == ["y"]

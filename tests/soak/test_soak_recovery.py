@@ -12,7 +12,8 @@ import pytest
 
 from assistant.device.appliance import HISTORY_LIMIT, Appliance, State
 from assistant.errors import ModelError
-from assistant.power.turnlog import read_log
+from assistant.messages import TurnLogEntry
+from assistant.turnlog import last_turn_number, numbered_turn_id, read_turns
 from assistant.soak.checks import Outcome
 from assistant.soak.driver import Driver
 from assistant.soak.fuzzing import time_limit
@@ -35,8 +36,8 @@ def turn(driver: Driver) -> Outcome:
     return outcome
 
 
-def last_record(rig: Rig) -> dict[str, object]:
-    return read_log(rig.log_path).records[-1]
+def last_record(rig: Rig) -> TurnLogEntry:
+    return read_turns(rig.log_path).entries[-1]
 
 
 def test_a_microphone_lost_before_the_press_does_not_end_the_loop(driven: Driver) -> None:
@@ -65,7 +66,7 @@ def test_a_turn_that_fails_with_a_raw_engine_error_is_logged(driven: Driver) -> 
     outcome = turn(driven)
     assert outcome.status == "error" and outcome.logged
     record = last_record(rig)
-    assert record["turn_id"] == outcome.turn_id and str(record["error"]).startswith("RuntimeError")
+    assert record.turn_id == outcome.turn_id and str(record.error).startswith("RuntimeError")
 
 
 def test_a_restored_model_file_brings_its_tier_back(driven: Driver) -> None:
@@ -102,13 +103,17 @@ def test_a_pinned_tier_whose_model_broke_fails_instead_of_looping(driven: Driver
 
 def test_turn_ids_are_unique_across_restarts_even_when_the_clock_went_back(driven: Driver,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ids of a run continue from the log's last number: a restart in the same second, or with the
+    clock set back (a Pi without an RTC before NTP), still gives new ids."""
     rig = driven.rig
-    a = rig.appliance
-    b = Appliance(a.session, mic=a.mic, speaker=a.speaker, button=a.button, led=a.led, notifier=a.notifier,
-                  policy=a.policy, shutdowner=a.shutdowner)  # a second run of the service, not started
-    ids = [o.turn_id for o in driven.recorder.outcomes]
-    assert ids and all(i.endswith("-" + a._run_tag) for i in ids)
-    assert b._run_tag != a._run_tag  # same second, same counter after a restart: still another id
+    assert turn(driven).status == "ok"
+    logged = [e.turn_id for e in read_turns(rig.log_path).entries]
+    monkeypatch.setattr(time, "time", lambda: 0.0)  # 1970, as a Pi boots without network
+    again = last_turn_number(rig.log_path)
+    assert again == max(int(i[1:]) for i in logged)  # a restart starts above every logged id
+    assert turn(driven).status == "ok"
+    ids = [e.turn_id for e in read_turns(rig.log_path).entries]
+    assert len(ids) == len(set(ids)) and ids[-1] == numbered_turn_id(again + 1)
 
 
 def test_the_state_history_stays_bounded(driven: Driver) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.drain.analysis import word_errors
+from assistant.speech.words import word_errors
 from assistant.messages import AudioClip
 from assistant.speech.asr import transcribe
 from assistant.speech.sphinx_asr import SphinxTranscriber
@@ -52,7 +52,7 @@ def sound_profile(samples: np.ndarray, rate: int) -> dict[str, float]:
 def heard(asr: SphinxTranscriber, pcm: bytes, rate: int) -> str:
     if len(pcm) < 2:
         return ""
-    return transcribe(asr, convert(AudioClip(pcm, rate, 1), asr.rate, 1)).text
+    return transcribe(asr, convert(AudioClip(pcm, rate, 1), asr.rate, 1), whole=True).text
 
 
 def spoken_by_piper(text: str) -> tuple[bytes, int]:

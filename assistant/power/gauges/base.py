@@ -13,6 +13,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from assistant.errors import BatteryReadError
 from assistant.messages import BatteryReading
 from assistant.power.battery_config import PlausibilityLimits
+from assistant.power.cutoff import DEFAULT_EMPTY, EmptyPoint
 
 _LOG = logging.getLogger(__name__)
 
@@ -35,8 +36,20 @@ __all__ = [
 class Gauge(Protocol):
     """A source of battery readings: a UPS HAT driver, a daemon client or the simulated pack."""
 
-    name: str
-    """Short label used in logs and as ``BatteryReading.source``, e.g. ``ina219@0x42``."""
+    @property
+    def name(self) -> str:
+        """Short label used in logs and as ``BatteryReading.source``, e.g. ``ina219@0x42``."""
+        ...
+
+    @property
+    def empty_point(self) -> EmptyPoint:
+        """Where this board's pack counts as empty (its preset; the configuration may override it)."""
+        ...
+
+    @property
+    def poll_period_s(self) -> float:
+        """How often a reading is worth taking (s): the chip's or the daemon's own update rate."""
+        ...
 
     def read(self) -> BatteryReading:
         """Take one reading; raises BatteryReadError when the gauge cannot be read or is implausible."""
@@ -44,6 +57,11 @@ class Gauge(Protocol):
 
     def close(self) -> None:
         """Release the bus, socket or GPIO line the gauge holds."""
+        ...
+
+    def arm_power_restore(self) -> bool:
+        """After a low-battery power-off was accepted: have the board cut its output and restart the
+        device when external power returns, where the board can (UPS HAT (E)); True if it was armed."""
         ...
 
 
@@ -74,8 +92,14 @@ class RegisterBus(Protocol):
 class GaugeBase:
     """What every driver keeps: plausibility limits, retry policy, clock and a lock for its bus."""
 
+    poll_period_s: float = 1.0
+    """How often a reading is worth taking (s); drivers of faster chips set less."""
+
     def __init__(self, *, limits: PlausibilityLimits, retries: int, backoff_s: float,
-                 sleep: Callable[[float], None], clock: Callable[[], float]) -> None:
+                 sleep: Callable[[float], None], clock: Callable[[], float],
+                 empty_point: EmptyPoint = DEFAULT_EMPTY) -> None:
+        self.empty_point = empty_point
+        """Where this board's pack counts as empty."""
         self.limits = limits
         self.retries = retries
         """Extra attempts after an I/O error (count)."""
@@ -84,6 +108,10 @@ class GaugeBase:
         self._sleep = sleep
         self._clock = clock
         self._lock = threading.Lock()
+
+    def arm_power_restore(self) -> bool:
+        """Most boards cannot restart the device by themselves: nothing to arm."""
+        return False
 
 
 class LazySMBus:

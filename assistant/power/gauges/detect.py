@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from assistant.errors import BatteryReadError
 from assistant.power.battery_config import BatteryConfig
 from assistant.power.gauges.base import Gauge, LazySMBus, RegisterBus, swap16
 from assistant.power.gauges.ina219 import PROFILES, Ina219Gauge
-from assistant.power.gauges.max1704x import BOARDS, Max1704xGauge
+from assistant.power.gauges.max1704x import REG_SOC, REG_VCELL, VCELL_LSB_V, Max1704xGauge
 from assistant.power.gauges.pisugar import DEFAULT_SOCKET, PiSugarGauge
 from assistant.power.gauges.simulated import SimulatedPack
 from assistant.power.gauges.waveshare_e import CHIP_ID, WaveshareEGauge
@@ -22,6 +25,10 @@ ADDR_UPS_E = 0x2D
 ADDR_MAX1704X = 0x36
 ADDR_INA219_B = 0x42
 ADDR_INA219_CD = 0x43
+MAX1704X_VCELL_V = (2.5, 4.5)
+"""A cell voltage a fuel gauge at 0x36 may believably report (V)."""
+MAX1704X_SOC_MAX_PCT = 105.0
+"""Highest believable SOC of a fuel gauge at 0x36 (%; ModelGauge overshoots a little after a charge)."""
 
 
 def _answers(bus: RegisterBus, address: int, register: int) -> int | None:
@@ -32,15 +39,27 @@ def _answers(bus: RegisterBus, address: int, register: int) -> int | None:
         return None
 
 
+def _max1704x_answers(bus: RegisterBus) -> bool:
+    """A MAX1704x at 0x36 by what it reports, not by its VERSION: VCELL a believable cell voltage
+    and SOC a believable charge. The MAX17040/41/43 that Geekworm's X120x and X728 carry report other
+    VERSION values than the MAX17048/49 (0x001x); VERSION only says whether CRATE exists."""
+    try:
+        vcell = swap16(bus.read_word_data(ADDR_MAX1704X, REG_VCELL)) * VCELL_LSB_V
+        soc = swap16(bus.read_word_data(ADDR_MAX1704X, REG_SOC)) / 256.0
+    except OSError:
+        return False
+    if MAX1704X_VCELL_V[0] <= vcell <= MAX1704X_VCELL_V[1] and soc <= MAX1704X_SOC_MAX_PCT:
+        return True
+    _LOG.warning("I2C 0x36 answers but reads %.3f V and %.1f %%: not taken for a MAX1704x fuel gauge "
+                 "(set battery.kind: max1704x if it is one)", vcell, soc)
+    return False
+
+
 def probe_i2c(bus: RegisterBus) -> str | None:
     """Which gauge chip the bus holds: ``waveshare_e``, ``max1704x``, ``waveshare_b``, ``waveshare_cd`` or None."""
     if _answers(bus, ADDR_UPS_E, 0x00) == CHIP_ID:
         return "waveshare_e"
-    try:
-        version = swap16(bus.read_word_data(ADDR_MAX1704X, 0x08))
-    except OSError:
-        version = None
-    if version is not None and version & 0xFFF0 == 0x0010:
+    if _max1704x_answers(bus):
         return "max1704x"
     if _answers(bus, ADDR_INA219_B, 0x00) is not None:
         return "waveshare_b"
@@ -49,59 +68,66 @@ def probe_i2c(bus: RegisterBus) -> str | None:
     return None
 
 
-def _common(cfg: BatteryConfig) -> dict[str, Any]:
-    return {"limits": cfg.limits, "retries": cfg.retries, "backoff_s": cfg.retry_backoff_s}
+@dataclass(frozen=True)
+class _Opener:
+    """Builds each kind of gauge from the configuration, with what every driver shares."""
 
+    cfg: BatteryConfig
+    pin_factory: Any = None
+    clock: Callable[[], float] = time.monotonic
 
-def _ina219(cfg: BatteryConfig, bus: RegisterBus, board: str) -> Ina219Gauge:
-    profile = PROFILES[board]
-    overrides: dict[str, Any] = {"bus": bus, "current_threshold_a": cfg.current_threshold_a, **_common(cfg)}
-    if cfg.address is not None:
-        overrides["address"] = cfg.address
-    if cfg.cells_in_series is not None:
-        overrides["cells_in_series"] = cfg.cells_in_series
-    if cfg.shunt_ohms is not None and cfg.shunt_ohms != profile.shunt_ohms:
-        overrides["shunt_ohms"] = cfg.shunt_ohms
-        overrides["current_lsb_a"] = None  # derive it from the board's maximum current
-    if cfg.limits.max_current_a is not None:
-        overrides["max_current_a"] = cfg.limits.max_current_a
-        overrides["current_lsb_a"] = None
-    return Ina219Gauge.for_board(board, **overrides)
+    def _common(self) -> dict[str, Any]:
+        cfg = self.cfg
+        return {"limits": cfg.limits, "retries": cfg.retries, "backoff_s": cfg.retry_backoff_s, "clock": self.clock}
 
+    def ina219(self, bus: RegisterBus, board: str) -> Ina219Gauge:
+        cfg, profile = self.cfg, PROFILES[board]
+        overrides: dict[str, Any] = {"bus": bus, "current_threshold_a": cfg.current_threshold_a, **self._common()}
+        if cfg.address is not None:
+            overrides["address"] = cfg.address
+        if cfg.cells_in_series is not None:
+            overrides["cells_in_series"] = cfg.cells_in_series
+        if cfg.shunt_ohms is not None and cfg.shunt_ohms != profile.shunt_ohms:
+            overrides["shunt_ohms"] = cfg.shunt_ohms
+            overrides["current_lsb_a"] = None  # derive it from the board's maximum current
+        if cfg.limits.max_current_a is not None:
+            overrides["max_current_a"] = cfg.limits.max_current_a
+            overrides["current_lsb_a"] = None
+        return Ina219Gauge.for_board(board, **overrides)
 
-def _max1704x(cfg: BatteryConfig, bus: RegisterBus, board: str, pin_factory: Any) -> Max1704xGauge:
-    preset = BOARDS[board]
-    return Max1704xGauge(
-        bus=bus,
-        address=cfg.address if cfg.address is not None else ADDR_MAX1704X,
-        pld_pin=cfg.pld_pin,
-        pld_active_high_means_power_ok=preset.pld_active_high_means_power_ok,
-        pin_factory=pin_factory,
-        capacity_wh=cfg.capacity_wh,
-        cells_in_series=cfg.cells_in_series or 1,
-        **_common(cfg),
-    )
+    def max1704x(self, bus: RegisterBus, board: str) -> Max1704xGauge:
+        cfg = self.cfg
+        return Max1704xGauge.for_board(
+            board, bus=bus, address=cfg.address if cfg.address is not None else ADDR_MAX1704X, pld_pin=cfg.pld_pin,
+            pin_factory=self.pin_factory, capacity_wh=cfg.capacity_wh, cells_in_series=cfg.cells_in_series or 1,
+            **self._common())
 
+    def waveshare_e(self, bus: RegisterBus) -> WaveshareEGauge:
+        cfg = self.cfg
+        return WaveshareEGauge(bus=bus, address=cfg.address if cfg.address is not None else ADDR_UPS_E,
+                               cells_in_series=cfg.cells_in_series or 4, **self._common())
 
-def _waveshare_e(cfg: BatteryConfig, bus: RegisterBus) -> WaveshareEGauge:
-    return WaveshareEGauge(
-        bus=bus,
-        address=cfg.address if cfg.address is not None else ADDR_UPS_E,
-        cells_in_series=cfg.cells_in_series or 4,
-        **_common(cfg),
-    )
+    def pisugar(self, socket_path: str | None) -> PiSugarGauge:
+        cfg = self.cfg
+        return PiSugarGauge(host=cfg.pisugar_host, port=cfg.pisugar_port, socket_path=socket_path,
+                            timeout=cfg.pisugar_timeout_s, **self._common())
 
+    def configured(self, bus: RegisterBus) -> Gauge:
+        kind, board = self.cfg.kind, self.cfg.board
+        if kind == "ina219":
+            if board == "default":
+                board = "waveshare_cd" if self.cfg.address == ADDR_INA219_CD else "waveshare_b"
+            return self.ina219(bus, board)
+        if kind == "max1704x":
+            return self.max1704x(bus, "x120x" if board == "default" else board)
+        return self.waveshare_e(bus)
 
-def _pisugar(cfg: BatteryConfig, socket_path: str | None) -> PiSugarGauge:
-    return PiSugarGauge(
-        host=cfg.pisugar_host,
-        port=cfg.pisugar_port,
-        socket_path=socket_path,
-        timeout=cfg.pisugar_timeout_s,
-        limits=cfg.limits,
-        retries=cfg.retries,
-        backoff_s=cfg.retry_backoff_s,
-    )
+    def found(self, bus: RegisterBus, found: str) -> Gauge:
+        if found == "waveshare_e":
+            return self.waveshare_e(bus)
+        if found == "max1704x":
+            return self.max1704x(bus, _board_for(self.cfg, found))
+        return self.ina219(bus, found)
 
 
 def simulated_pack(cfg: BatteryConfig) -> SimulatedPack:
@@ -133,17 +159,6 @@ def _board_for(cfg: BatteryConfig, found: str) -> str:
     return found
 
 
-def _open_configured(cfg: BatteryConfig, bus: RegisterBus, pin_factory: Any) -> Gauge:
-    kind, board = cfg.kind, cfg.board
-    if kind == "ina219":
-        if board == "default":
-            board = "waveshare_cd" if cfg.address == ADDR_INA219_CD else "waveshare_b"
-        return _ina219(cfg, bus, board)
-    if kind == "max1704x":
-        return _max1704x(cfg, bus, "x120x" if board == "default" else board, pin_factory)
-    return _waveshare_e(cfg, bus)
-
-
 def _first_reading(cfg: BatteryConfig, gauge: Gauge, where: str) -> Gauge:
     """Take one reading so that a gauge which does not answer fails now, with a clear message."""
     try:
@@ -161,36 +176,52 @@ def _i2c_where(cfg: BatteryConfig, gauge: Gauge) -> str:
     return f"I2C bus {cfg.i2c_bus} address 0x{address:02x}" if address is not None else f"I2C bus {cfg.i2c_bus}"
 
 
+WhenMissing = Literal["simulate", "raise"]
+
+
 def open_gauge(
     cfg: BatteryConfig,
     *,
     bus: RegisterBus | None = None,
     pin_factory: Any = None,
     dev_dir: Path = Path("/dev"),
+    when_missing: WhenMissing = "simulate",
+    clock: Callable[[], float] = time.monotonic,
 ) -> Gauge:
     """Open the configured gauge, checked with one reading; BatteryReadError when it does not answer.
 
     ``bus`` replaces ``/dev/i2c-<i2c_bus>`` (tests pass an emulated bus); ``pin_factory`` is handed
-    to gpiozero for the PLD line. With ``kind: auto`` and no I2C device at all the simulated pack
-    is used straight away.
+    to gpiozero for the PLD line; ``clock`` stamps the readings. With ``kind: auto`` and no gauge
+    found, ``when_missing`` says what happens: ``simulate`` gives the simulated pack (its readings
+    say ``simulated``: for a laptop, a demo, a drain test or a bench), ``raise`` a BatteryReadError
+    (the appliance on a device, which must never take a simulation for its battery; see
+    ``absent.open_device_gauge``).
     """
+    opener = _Opener(cfg, pin_factory, clock)
     if cfg.kind == "simulated":
         _LOG.info("battery: simulated pack (configured)")
         return simulated_pack(cfg)
     if cfg.kind == "pisugar":
-        client = _pisugar(cfg, str(cfg.pisugar_socket) if cfg.pisugar_socket is not None else None)
+        client = opener.pisugar(str(cfg.pisugar_socket) if cfg.pisugar_socket is not None else None)
         return _first_reading(cfg, client, f"pisugar-server {client.name.removeprefix('pisugar@')}")
     if cfg.kind != "auto":
-        gauge = _open_configured(cfg, bus if bus is not None else LazySMBus(cfg.i2c_bus), pin_factory)
+        gauge = opener.configured(bus if bus is not None else LazySMBus(cfg.i2c_bus))
         return _first_reading(cfg, gauge, _i2c_where(cfg, gauge))
-    return _auto(cfg, bus, pin_factory, dev_dir)
+    return _auto(opener, bus, dev_dir, when_missing)
 
 
-def _auto(cfg: BatteryConfig, bus: RegisterBus | None, pin_factory: Any, dev_dir: Path) -> Gauge:
+def _missing(cfg: BatteryConfig, why: str, when_missing: WhenMissing) -> Gauge:
+    if when_missing == "raise":
+        raise BatteryReadError(f"no battery gauge found: {why}")
+    _LOG.warning("battery: %s: this is a SIMULATION, the battery figures are not measured", why)
+    return simulated_pack(cfg)
+
+
+def _auto(opener: _Opener, bus: RegisterBus | None, dev_dir: Path, when_missing: WhenMissing) -> Gauge:
+    cfg = opener.cfg
     device = dev_dir / f"i2c-{cfg.i2c_bus}"
     if bus is None and not device.exists():
-        _LOG.warning("battery: no %s: this is a SIMULATION, the battery figures are not measured", device)
-        return simulated_pack(cfg)
+        return _missing(cfg, f"no {device} (is I2C enabled?)", when_missing)
     the_bus = bus if bus is not None else LazySMBus(cfg.i2c_bus)
     try:
         found = probe_i2c(the_bus)
@@ -199,13 +230,7 @@ def _auto(cfg: BatteryConfig, bus: RegisterBus | None, pin_factory: Any, dev_dir
         found = None
     if found is not None:
         _LOG.info("battery: found %s on I2C bus %d", found, cfg.i2c_bus)
-        gauge: Gauge
-        if found == "waveshare_e":
-            gauge = _waveshare_e(cfg, the_bus)
-        elif found == "max1704x":
-            gauge = _max1704x(cfg, the_bus, _board_for(cfg, found), pin_factory)
-        else:
-            gauge = _ina219(cfg, the_bus, found)
+        gauge = opener.found(the_bus, found)
         return _first_reading(cfg, gauge, _i2c_where(cfg, gauge))
     the_bus.close()
     candidates: list[str | None] = []
@@ -215,14 +240,10 @@ def _auto(cfg: BatteryConfig, bus: RegisterBus | None, pin_factory: Any, dev_dir
         candidates.append(DEFAULT_SOCKET)
     candidates.append(None)
     for socket_path in candidates:
-        client = _pisugar(cfg, socket_path)
+        client = opener.pisugar(socket_path)
         if client.probe():
             _LOG.info("battery: pisugar-server answers at %s", client.name)
             return _first_reading(cfg, client, f"pisugar-server {client.name.removeprefix('pisugar@')}")
         client.close()
-    _LOG.warning(
-        "battery: no UPS HAT answers on I2C bus %d and no pisugar-server: this is a SIMULATION, "
-        "the battery figures are not measured",
-        cfg.i2c_bus,
-    )
-    return simulated_pack(cfg)
+    return _missing(cfg, f"no UPS HAT answers on I2C bus {cfg.i2c_bus} and no pisugar-server answers",
+                    when_missing)

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from assistant.messages import BatteryReading
-from assistant.power.gauges.emu_bus import RegisterChip
+from assistant.power.gauges.emu_bus import RegisterChip, _nack
 
 _LOG = logging.getLogger(__name__)
 
@@ -23,6 +23,10 @@ _ADC_TIME_S = (84e-6, 148e-6, 276e-6, 532e-6)
 
 CONFIG_POR = 0x399F
 """CONFIG after power-on or reset: 32 V range, /8 gain (320 mV), 12-bit, shunt+bus continuous."""
+
+BOARD_B_BROWNOUT_V = 6.96
+"""Pack voltage under load at which a Pi 5 on a Waveshare UPS HAT (B) dies (a measured build, hardware
+research §1.1: the pack read 8.09 V full and the Pi died at about 6.96 V)."""
 
 
 def _to_u16(value: int) -> int:
@@ -57,8 +61,12 @@ class EmulatedIna219(RegisterChip):
         pack_voltage_v: float = 7.4,
         current_a: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        dies_below_v: float | None = None,
     ) -> None:
         super().__init__()
+        self.dies_below_v = dies_below_v
+        """The board's brown-out: below this pack voltage the Pi (and the bus with it) is dead, and
+        nothing answers any more (e.g. ``BOARD_B_BROWNOUT_V``); None: never."""
         self._clock = clock
         self._last_conversion: float | None = None
         self.shunt_ohms = shunt_ohms
@@ -95,6 +103,12 @@ class EmulatedIna219(RegisterChip):
             if current_a is not None:
                 self.current_a = current_a
             self._last_conversion = None  # as if a whole conversion period had passed
+
+    def bus_read(self, addr: int, register: int, count: int) -> bytes:
+        with self._lock:  # judged on the last conversion: the Pi dies right after the pack sags past it
+            if self.dies_below_v is not None and self.pack_voltage_v < self.dies_below_v:
+                raise _nack(addr, f"the board browned out at {self.pack_voltage_v:.3f} V")
+        return super().bus_read(addr, register, count)
 
     def brownout(self) -> None:
         """Emulate a load spike that resets the chip: every register back to its power-on value."""

@@ -30,8 +30,19 @@ QUICK_START = 0x4000
 POWER_ON_RESET = 0x5400
 
 
+Variant = Literal["MAX17048", "MAX17040", "MAX17041", "MAX17043"]
+
+OLD_PARTS = ("MAX17040", "MAX17041", "MAX17043")
+"""The 12-bit parts (1.25 mV VCELL steps, no CRATE) that Geekworm's X728 and X120x carry."""
+
+
 class EmulatedMax1704x(RegisterChip):
-    """A MAX17048 (or older MAX17040-style) fuel gauge on the emulated bus.
+    """A MAX17048 or an older MAX17040/41/43 fuel gauge on the emulated bus.
+
+    The older parts have no CRATE, HIBRT, VALRT, VRESET or STATUS registers, a 12-bit VCELL, and a
+    VERSION that is not the MAX17048's 0x001x: datasheets only say "IC version"; boards in the field
+    are reported with 0x0002 and 0x0003, and the value is not something a driver may depend on (the
+    default here is 0x0003; tests try others).
 
     Registers are 16 bit, sent MSB first, at even addresses; the register address auto-increments
     after each byte, so a block read walks through consecutive registers. State: ``cell_voltage_v``,
@@ -43,7 +54,7 @@ class EmulatedMax1704x(RegisterChip):
     def __init__(
         self,
         *,
-        variant: Literal["MAX17048", "MAX17040"] = "MAX17048",
+        variant: Variant = "MAX17048",
         version: int | None = None,
         cell_voltage_v: float = 3.8,
         soc_pct: float = 60.0,
@@ -95,7 +106,7 @@ class EmulatedMax1704x(RegisterChip):
     def _register_value(self, register: int) -> int:
         if register == REG_VCELL:
             raw = max(0, min(0xFFFF, round(self.cell_voltage_v / VCELL_LSB_V)))
-            return raw & 0xFFF0 if self.variant == "MAX17040" else raw
+            return raw & 0xFFF0 if self.variant in OLD_PARTS else raw
         if register == REG_SOC:
             return max(0, min(0xFFFF, round(self.soc_pct * 256)))
         if register == REG_VERSION:

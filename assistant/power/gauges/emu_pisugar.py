@@ -52,8 +52,14 @@ class _UnixServer(socketserver.ThreadingUnixStreamServer):
 class PiSugarServerEmulator:
     """Speaks pisugar-server's protocol: ``get <name>`` answered by ``<name>: <value>``.
 
-    State: ``battery`` (%), ``battery_v`` (V), ``battery_i`` (A, None: the model has no current
-    reading and the server answers with an empty value), ``plugged``, ``charging``, ``model``.
+    State: ``battery`` (%), ``battery_v`` (V), ``plugged``, ``charging``, ``model`` and the current
+    behind ``get battery_i``, which depends on the model, as in pisugar-core:
+
+    - ``PiSugar 3`` (the default): ``output_a``, the unsigned current of the 5 V output (the MCU's
+      output-current registers / 1000), whichever source feeds it;
+    - a ``PiSugar 2 ...`` model: ``battery_i``, the signed battery current of its IP5209/IP5312
+      (+ charging); None answers an empty value.
+
     ``events_before_reply`` are pushed before every answer (e.g. ``["single"]``), ``push_event()``
     sends one to every open connection at once, ``drop_next(n)`` closes the connection instead of
     answering the next n requests. ``state_source`` (e.g. ``SimulatedPack.read``) feeds the state.
@@ -65,9 +71,10 @@ class PiSugarServerEmulator:
         self.battery = 87.5
         self.battery_v = 4.02
         self.battery_i: float | None = -0.42
+        self.output_a = 0.85
         self.plugged = False
         self.charging = False
-        self.model = "PiSugar 2"
+        self.model = "PiSugar 3"
         self.events_before_reply: list[str] = []
         self.state_source: Callable[[], BatteryReading] | None = None
         self.requests: list[str] = []
@@ -130,6 +137,8 @@ class PiSugarServerEmulator:
             self.battery = reading.soc_pct if reading.soc_pct is not None else self.battery
             self.battery_v = reading.voltage_v
             self.battery_i = reading.current_a
+            if reading.power_w is not None and reading.power_w < 0:  # the pack feeds the 5 V output
+                self.output_a = -reading.power_w / 5.0
             self.plugged = bool(reading.external_power)
             self.charging = bool(reading.charging)
         parts = request.split()
@@ -139,7 +148,7 @@ class PiSugarServerEmulator:
         values: dict[str, str] = {
             "battery": f"{self.battery}",
             "battery_v": f"{self.battery_v}",
-            "battery_i": "" if self.battery_i is None else f"{self.battery_i}",
+            "battery_i": self._battery_i(),
             "battery_power_plugged": "true" if self.plugged else "false",
             "battery_charging": "true" if self.charging else "false",
             "model": self.model,
@@ -147,6 +156,11 @@ class PiSugarServerEmulator:
         if name not in values:
             return None
         return f"{name}: {values[name]}"
+
+    def _battery_i(self) -> str:
+        if self.model.startswith("PiSugar 3"):
+            return f"{abs(self.output_a)}"
+        return "" if self.battery_i is None else f"{self.battery_i}"
 
     def send(self, wfile: BufferedIOBase, lines: list[str]) -> None:
         """Write whole lines to one connection; one writer at a time, so lines never interleave."""

@@ -10,6 +10,7 @@ from typing import Any
 
 from assistant.errors import BatteryReadError, ConfigError
 from assistant.messages import BatteryReading
+from assistant.power.cutoff import DEFAULT_EMPTY, EmptyPoint
 from assistant.power.gauges.base import (
     GaugeBase,
     DEFAULT_LIMITS,
@@ -39,11 +40,16 @@ class Max1704xBoard:
     """BCM GPIO number of the PLD line."""
     pld_active_high_means_power_ok: bool
     """True when a high PLD means external power is present."""
+    empty: EmptyPoint
+    """Where the board's pack counts as empty."""
 
 
 BOARDS: dict[str, Max1704xBoard] = {
-    "x120x": Max1704xBoard(pld_pin=6, pld_active_high_means_power_ok=True),
-    "x728": Max1704xBoard(pld_pin=6, pld_active_high_means_power_ok=False),
+    "x120x": Max1704xBoard(pld_pin=6, pld_active_high_means_power_ok=True,
+                           empty=EmptyPoint(10.0, 3.20, "board preset x120x: the vendor's script halts at 3.20 V")),
+    "x728": Max1704xBoard(pld_pin=6, pld_active_high_means_power_ok=False,
+                          empty=EmptyPoint(10.0, 3.20, "board preset x728: 3.20 V, above the cells' 3.0 V "
+                                                       "protection, which the vendor's script waits for")),
 }
 """X120x (Pi 5): GPIO6 high = AC OK. X728 v2.x (Pi 4): GPIO6 high = AC lost (opposite polarity)."""
 
@@ -57,7 +63,11 @@ class Max1704xGauge(GaugeBase):
     CRATE x ``capacity_wh`` on a MAX17048/49 when the capacity is known, flagged ``power_estimated``.
     Registers are big-endian, so every SMBus word is byte-swapped. The driver only reads: it never
     writes Quick-Start (MODE) or power-on reset (CMD), which would restart the SoC estimate.
+    VERSION tells only whether CRATE exists (MAX17048/49); MAX17040/41/43 report other values.
     """
+
+    poll_period_s = 0.5
+    """The ModelGauge updates VCELL and SOC every 500 ms: reading faster only repeats them."""
 
     def __init__(
         self,
@@ -71,6 +81,7 @@ class Max1704xGauge(GaugeBase):
         model_power: Callable[[], float] | None = None,
         capacity_wh: float | None = None,
         cells_in_series: int = 1,
+        empty_point: EmptyPoint = DEFAULT_EMPTY,
         limits: PlausibilityLimits = DEFAULT_LIMITS,
         retries: int = 3,
         backoff_s: float = 0.05,
@@ -82,7 +93,8 @@ class Max1704xGauge(GaugeBase):
         self.model_power = model_power
         self.capacity_wh = capacity_wh
         self.cells_in_series = cells_in_series
-        super().__init__(limits=limits, retries=retries, backoff_s=backoff_s, sleep=sleep, clock=clock)
+        super().__init__(limits=limits, retries=retries, backoff_s=backoff_s, sleep=sleep, clock=clock,
+                         empty_point=empty_point)
         self.version: int | None = None
         """VERSION register, read at the first successful reading."""
         self.name = f"max1704x@0x{address:02x}"
@@ -101,6 +113,7 @@ class Max1704xGauge(GaugeBase):
         kwargs: dict[str, Any] = {
             "pld_pin": preset.pld_pin,
             "pld_active_high_means_power_ok": preset.pld_active_high_means_power_ok,
+            "empty_point": preset.empty,
         }
         kwargs.update(overrides)
         return cls(**kwargs)
@@ -176,6 +189,7 @@ class Max1704xGauge(GaugeBase):
             source=self.name,
             soc_estimated=False,
             power_estimated=power is not None,
+            cell_voltage_v=vcell * VCELL_LSB_V,
         )
         return check_plausible(
             reading, cells_in_series=self.cells_in_series, limits=self.limits, board_max_current_a=None

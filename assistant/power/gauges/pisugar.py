@@ -10,12 +10,19 @@ from collections.abc import Callable
 
 from assistant.errors import BatteryReadError
 from assistant.messages import BatteryReading
+from assistant.power.cutoff import EmptyPoint
 from assistant.power.gauges.base import DEFAULT_LIMITS, GaugeBase, PlausibilityLimits, check_plausible, retry_io
 
 _LOG = logging.getLogger(__name__)
 
 DEFAULT_SOCKET = "/tmp/pisugar-server.sock"
 """Where pisugar-server puts its Unix socket by default."""
+
+PISUGAR_3 = "PiSugar 3"
+"""``get model`` of a PiSugar 3 (pisugar-core's model.rs; the PiSugar 2 models answer "PiSugar 2 ...")."""
+OUTPUT_V = 5.0
+"""The PiSugar 3's output rail (V): its ``battery_i`` is the current on that rail, not the cell's."""
+EMPTY = EmptyPoint(5.0, 3.30, "board preset pisugar: pisugar-server's curve puts 4.5 % at 3.32 V")
 
 
 class PiSugarGauge(GaugeBase):
@@ -25,9 +32,17 @@ class PiSugarGauge(GaugeBase):
     button events (``single``, ``double``, ``long``) to every connection, so a line that is not
     ``<name>:`` plus a value (events have no colon) or that names another field is skipped. On a
     socket error or timeout the connection is dropped and the whole reading retried on a fresh
-    one. The level is the server's voltage-curve figure
-    (``soc_estimated=True``); ``battery_i`` exists on PiSugar 2 only, else ``current_a`` is None.
+    one. The level is the server's voltage-curve figure (``soc_estimated=True``).
+
+    What ``battery_i`` means depends on ``get model``: on a PiSugar 3 it is the unsigned current of
+    the 5 V output (pisugar-core reads the MCU's output-current registers), so the reading has no
+    pack current; its power is estimated as 5 V x that current while unplugged, and unknown while
+    the charger carries the load. On the PiSugar 2 models it is the battery current of the IP5209 /
+    IP5312 power chip, signed, + charging (unverified on hardware).
     """
+
+    poll_period_s = 1.0
+    """pisugar-server itself samples the board every 500 ms; one reading a second is five requests."""
 
     def __init__(
         self,
@@ -48,7 +63,10 @@ class PiSugarGauge(GaugeBase):
         self.socket_path = socket_path
         self.timeout = timeout
         self.max_current_a = max_current_a
-        super().__init__(limits=limits, retries=retries, backoff_s=backoff_s, sleep=sleep, clock=clock)
+        super().__init__(limits=limits, retries=retries, backoff_s=backoff_s, sleep=sleep, clock=clock,
+                         empty_point=EMPTY)
+        self.model: str | None = None
+        """The server's ``get model`` answer, asked once per connection."""
         self._sock: socket.socket | None = None
         self._buffer = b""
         self.name = f"pisugar@{socket_path}" if socket_path else f"pisugar@{host}:{port}"
@@ -77,6 +95,7 @@ class PiSugarGauge(GaugeBase):
                 self._sock.close()
             self._sock = None
             self._buffer = b""
+            self.model = None
 
     def _line(self, sock: socket.socket) -> str:
         while b"\n" not in self._buffer:
@@ -106,8 +125,16 @@ class PiSugarGauge(GaugeBase):
             raise
 
     def _get_all(self) -> dict[str, str]:
+        if self.model is None:
+            self.model = self._get("model")
+            _LOG.info("%s: model %r", self.name, self.model)
         names = ("battery", "battery_v", "battery_i", "battery_power_plugged", "battery_charging")
         return {name: self._get(name) for name in names}
+
+    @property
+    def output_current_only(self) -> bool:
+        """The board reports the current of its 5 V output, not of the cell (PiSugar 3)."""
+        return (self.model or "").startswith(PISUGAR_3)
 
     def probe(self) -> bool:
         """True when a server answers ``get battery`` (used by auto-detection)."""
@@ -130,16 +157,26 @@ class PiSugarGauge(GaugeBase):
         level = self._required(values, "battery")
         voltage = self._required(values, "battery_v")
         current = self._optional(values, "battery_i")
+        plugged = self._flag(values["battery_power_plugged"])
+        power: float | None = voltage * current if current is not None else None
+        estimated = False
+        if self.output_current_only:
+            output_a, current = current, None
+            power, estimated = None, True
+            if output_a is not None and plugged is False:
+                power = -OUTPUT_V * abs(output_a)  # the pack feeds the output rail (converter loss not known)
         reading = BatteryReading(
             t_monotonic=t,
             voltage_v=voltage,
             current_a=current,
-            power_w=voltage * current if current is not None else None,
+            power_w=power,
             soc_pct=level,
             charging=self._flag(values["battery_charging"]),
-            external_power=self._flag(values["battery_power_plugged"]),
+            external_power=plugged,
             source=self.name,
             soc_estimated=True,
+            power_estimated=estimated,
+            cell_voltage_v=voltage,
         )
         return check_plausible(reading, cells_in_series=1, limits=self.limits, board_max_current_a=self.max_current_a)
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from assistant.errors import ConfigError
 from assistant.messages import BatteryReading
+from assistant.power.cutoff import DEFAULT_EMPTY, EmptyPoint
 from assistant.power.gauges.base import DEFAULT_LIMITS, PlausibilityLimits, check_plausible
 from assistant.power.gauges.ocv import LI_ION_REST, OcvCurve, cell_voltage_from_soc, validate_curve
 
@@ -39,10 +40,14 @@ class SimulatedPack:
     most ``max_step_s`` simulated seconds. Terminal voltage is OCV(SoC) x cells -/+ I x R, the
     current solving P = V x I. With ``external_power`` the board runs from the charger and the pack
     charges at ``charge_w`` (tapering linearly to 0 between 90 and 100 %). An empty pack cuts out:
-    current and power read 0. SoC is the simulation's own truth (``soc_estimated=False``).
+    current and power read 0. Every reading says ``simulated=True`` (and its power is a model,
+    ``power_estimated=True``): nothing in it was measured.
     Readings keep wall-clock timestamps and physical V, I and P, so with ``time_scale`` != 1 a meter
     integrating them over wall time must multiply by ``time_scale``; ``energy_drawn_wh`` is exact.
     """
+
+    poll_period_s = 0.1
+    """The model is stepped at every reading: 10 Hz follows the CPU load closely."""
 
     def __init__(
         self,
@@ -64,6 +69,7 @@ class SimulatedPack:
         max_cores: int = 4,
         max_step_s: float = 1.0,
         limits: PlausibilityLimits = DEFAULT_LIMITS,
+        empty_point: EmptyPoint = DEFAULT_EMPTY,
     ) -> None:
         if capacity_wh <= 0 or time_scale <= 0 or not 0 < boost_efficiency <= 1 or cells_in_series < 1:
             raise ConfigError(
@@ -85,6 +91,8 @@ class SimulatedPack:
         self.max_cores = max_cores
         self.max_step_s = max_step_s
         self.limits = limits
+        self.empty_point = empty_point
+        """Where the simulated pack counts as empty."""
         self._cpu = cpu_time_fn if cpu_time_fn is not None else time.process_time
         self._clock = clock
         self._external = external_power
@@ -205,11 +213,17 @@ class SimulatedPack:
                 external_power=self._external,
                 source=self.name,
                 soc_estimated=False,
-                power_estimated=False,
+                power_estimated=True,
+                cell_voltage_v=voltage / self.cells_in_series,
+                simulated=True,
             )
         return check_plausible(
             reading, cells_in_series=self.cells_in_series, limits=self.limits, board_max_current_a=None
         )
+
+    def arm_power_restore(self) -> bool:
+        """A simulation has no output to cut."""
+        return False
 
     def close(self) -> None:
         """Nothing to release."""

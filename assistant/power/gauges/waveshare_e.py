@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from assistant.errors import BatteryReadError
 from assistant.messages import BatteryReading
+from assistant.power.cutoff import DISCHARGE_A, EmptyPoint
 from assistant.power.gauges.base import (
     GaugeBase,
     DEFAULT_LIMITS,
@@ -22,6 +23,12 @@ from assistant.power.gauges.base import (
 _LOG = logging.getLogger(__name__)
 
 CHIP_ID = 0x0A
+REG_POWER_OFF = 0x01
+POWER_OFF_RESTORE = 0x55
+"""Written to 0x01: the MCU cuts its output about 30 s later and powers the Pi again when input
+power returns (Waveshare's register table and sample)."""
+EMPTY = EmptyPoint(5.0, 3.15, "board preset waveshare_e: the vendor halts when a cell is below 3.15 V "
+                              "while the pack discharges")
 CHARGER_STATES = ("standby", "trickle", "constant current", "constant voltage", "pending", "full", "timeout")
 
 
@@ -80,7 +87,14 @@ class WaveshareEGauge(GaugeBase):
     ``data[0] | data[1] << 8``); the driver reads them as blocks like the sample does. Current is
     signed two's complement (the sample's ``-= 0xFFFF`` is one LSB off). A cleared BQ4050 link bit
     means the numbers are stale, and the reading is refused.
+
+    External power needs VBUS above 4 V *and* a pack that is not discharging: the USB-C port is
+    bidirectional (it can be charging a phone), and an under-rated supply leaves the pack feeding the
+    Pi while VBUS reads 5 V. The cell voltage of a reading is the lowest of the four cells.
     """
+
+    poll_period_s = 1.0
+    """The MCU refreshes its registers from the gas gauge about once a second (the vendor polls every 2 s)."""
 
     def __init__(
         self,
@@ -100,7 +114,8 @@ class WaveshareEGauge(GaugeBase):
         self.address = address
         self.cells_in_series = cells_in_series
         self.max_current_a = max_current_a
-        super().__init__(limits=limits, retries=retries, backoff_s=backoff_s, sleep=sleep, clock=clock)
+        super().__init__(limits=limits, retries=retries, backoff_s=backoff_s, sleep=sleep, clock=clock,
+                         empty_point=EMPTY)
         self._id_checked = False
         self.name = f"ups_hat_e@0x{address:02x}"
 
@@ -159,14 +174,37 @@ class WaveshareEGauge(GaugeBase):
             current_a=status.current_a,
             power_w=status.pack_v * status.current_a,
             soc_pct=status.soc_pct,
-            charging=status.charging,
-            external_power=status.vbus_v > 4.0,
+            charging=status.charging or status.fast_charging,
+            external_power=status.vbus_v > 4.0 and status.current_a > -DISCHARGE_A,
             source=self.name,
             soc_estimated=False,
+            cell_voltage_v=self._weakest_cell(status),
         )
         return check_plausible(
             reading, cells_in_series=self.cells_in_series, limits=self.limits, board_max_current_a=self.max_current_a
         )
+
+    def _weakest_cell(self, status: UpsHatEStatus) -> float:
+        """The lowest cell voltage; the pack voltage per cell when a cell reads implausibly (not wired)."""
+        cells = status.cells_v[: self.cells_in_series]
+        if len(cells) == self.cells_in_series and all(
+                self.limits.min_cell_v <= v <= self.limits.max_cell_v for v in cells):
+            return min(cells)
+        _LOG.debug("%s: cell voltages %s not all plausible; using the pack average", self.name, cells)
+        return status.pack_v / self.cells_in_series
+
+    def arm_power_restore(self) -> bool:
+        """Write 0x55 to 0x01: the HAT cuts its output about 30 s from now (time for the halt) and
+        powers the Pi on again when input power returns. True when the write went through."""
+        with self._lock:
+            try:
+                retry_io(lambda: self._bus.write_byte_data(self.address, REG_POWER_OFF, POWER_OFF_RESTORE),
+                         what=self.name, retries=self.retries, backoff_s=self.backoff_s, sleep=self._sleep)
+            except BatteryReadError as exc:
+                _LOG.error("%s: cannot arm the power cut and restart: %s", self.name, exc)
+                return False
+        _LOG.warning("%s: output cut armed (about 30 s); the Pi restarts when input power returns", self.name)
+        return True
 
     def close(self) -> None:
         """Release the I2C bus."""

@@ -59,7 +59,7 @@ cfg.setdefault("shutdown", {})["hold_s"] = 20.0
 # Under TCG the guest runs some 30 times slower than the host: a turn takes minutes, so the longest
 # reply is kept short and the time a turn may take before the watchdog pings stop is raised.
 cfg.setdefault("llm", {})["max_tokens"] = 32
-cfg.setdefault("service", {})["busy_budget_s"] = 600.0
+cfg.setdefault("service", {})["turn_budget_s"] = 600.0
 if bus != 1:
     cfg.setdefault("battery", {})["i2c_bus"] = bus
 with open(path, "w") as fh:

@@ -1,0 +1,209 @@
+"""The governor: keep the richest tier whose projected battery life reaches the user's target.
+
+The threshold ladder answers "which tier for this state of charge?"; the governor answers "will it
+last until the end of the day?". From the energy each tier has measurably cost per answer, the
+draw between answers and the recent rate of questions, it projects how long the pack lasts on each
+tier, and keeps the richest one that reaches the target. Pure: the session feeds it what it measured
+(``Costs``) and asks it between turns; it does no I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from assistant.messages import TurnLogEntry
+
+_LOG = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class GovernorConfig:
+    """The battery governor (YAML section ``governor``): how long a charge must last."""
+
+    target_hours: float | None = None
+    """Keep serving at least this many hours from the start (h): the richest tier whose projected
+    life reaches it is used. Empty (and no ``until``): the threshold ladder alone decides."""
+    until: str | None = None
+    """... or until this local clock time, ``HH:MM`` (the next such time after the start)."""
+    rate_window_min: float = 60.0
+    """The rate of questions is measured over this many minutes (min)."""
+
+    def __post_init__(self) -> None:
+        if self.target_hours is not None and self.until is not None:
+            raise ValueError("set target_hours or until, not both")
+        if self.target_hours is not None and not 0 < self.target_hours <= 24 * 14:
+            raise ValueError(f"target_hours must be within (0, 336], got {self.target_hours}")
+        if self.until is not None:
+            clock_minutes(self.until)
+        if self.rate_window_min <= 0:
+            raise ValueError(f"rate_window_min must be positive, got {self.rate_window_min}")
+
+    @property
+    def active(self) -> bool:
+        return self.target_hours is not None or self.until is not None
+
+    def target_unix(self, start_unix: float) -> float | None:
+        """When the charge must last until (Unix time), for an appliance started at ``start_unix``."""
+        if self.target_hours is not None:
+            return start_unix + self.target_hours * 3600.0
+        if self.until is None:
+            return None
+        start = time.localtime(start_unix)
+        minutes = clock_minutes(self.until)
+        today = time.mktime((start.tm_year, start.tm_mon, start.tm_mday, minutes // 60, minutes % 60, 0, 0, 0, -1))
+        return today if today > start_unix else today + 24 * 3600.0
+
+
+def clock_minutes(text: str) -> int:
+    """Minutes after midnight of ``HH:MM``; ValueError naming the text when it is not one."""
+    hours, sep, minutes = text.partition(":")
+    if not (sep and hours.isdigit() and minutes.isdigit() and len(minutes) == 2 and int(hours) < 24
+            and int(minutes) < 60):
+        raise ValueError(f"until must be a clock time HH:MM (24 h), got {text!r}")
+    return int(hours) * 60 + int(minutes)
+
+
+MIN_ANSWERS = 3
+"""Answers measured on a tier before its cost is believed."""
+MARGIN = 0.05
+"""A tier meets the target when it lasts this much longer than the target (share of the time left)."""
+
+
+@dataclass(frozen=True)
+class TierCost:
+    """What one tier has cost per answer, as measured."""
+
+    joules: float
+    """Mean energy of an answer on this tier, the whole turn (J)."""
+    seconds: float
+    """Mean length of an answer, the whole turn (s)."""
+    answers: int
+    """How many answers the means are over."""
+
+
+@dataclass(frozen=True)
+class Outlook:
+    """How far the pack goes on one tier, at the recent rate of questions."""
+
+    tier: str
+    hours: float | None
+    """Hours until the empty point; None when the tier's cost is not known yet."""
+    answers: int | None
+    """Answers until the empty point; None when not known."""
+    meets_target: bool | None
+    """The tier reaches the target; None without a target or a known cost."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The governor's choice and the outlook behind it."""
+
+    tier: str | None
+    """The tier to use; None: too little data, so the threshold ladder decides."""
+    reason: str
+    outlooks: tuple[Outlook, ...]
+    target_hours_left: float | None
+    """Hours from now to the target; None without one."""
+
+
+def average_power_w(cost: TierCost, idle_w: float, per_hour: float | None) -> float:
+    """Mean draw (W) while answering ``per_hour`` questions an hour on this tier and idling between them.
+    Without a rate, answers come back to back."""
+    if per_hour is None or per_hour * cost.seconds >= 3600.0:
+        return cost.joules / max(cost.seconds, 1e-9)
+    rate = per_hour / 3600.0
+    return idle_w + rate * max(0.0, cost.joules - idle_w * cost.seconds)
+
+
+def outlook(tier: str, cost: TierCost | None, *, remaining_j: float, idle_w: float, per_hour: float | None,
+            hours_left: float | None) -> Outlook:
+    """Hours and answers the pack gives on ``tier`` (pure)."""
+    if cost is None or cost.answers < MIN_ANSWERS or cost.joules <= 0:
+        return Outlook(tier, None, None, None)
+    power = average_power_w(cost, idle_w, per_hour)
+    hours = remaining_j / power / 3600.0 if power > 0 else math.inf
+    if per_hour is None or per_hour * cost.seconds >= 3600.0:
+        answers = int(remaining_j // cost.joules)
+    else:
+        answers = int(hours * per_hour)
+    meets = None if hours_left is None else hours >= hours_left * (1.0 + MARGIN)
+    return Outlook(tier, hours, answers, meets)
+
+
+def plan(ladder: Sequence[str], costs: dict[str, TierCost], *, remaining_j: float, idle_w: float,
+         per_hour: float | None, hours_left: float | None) -> Plan:
+    """The richest tier of ``ladder`` (richest first, available tiers only) whose projected life reaches
+    ``hours_left``.
+
+    Walking down the ladder: a tier with a known cost that reaches the target is chosen; one that
+    does not is passed; one whose cost is not known yet is chosen to be measured (the ladder below a
+    measured tier is only learnt by using it). With every known tier short of the target, the leanest
+    is chosen. Without a target, or before any tier has ``MIN_ANSWERS`` measured answers, the
+    governor has no choice to make (``tier`` None): the threshold ladder decides.
+    """
+    looks = tuple(outlook(t, costs.get(t), remaining_j=remaining_j, idle_w=idle_w, per_hour=per_hour,
+                          hours_left=hours_left) for t in ladder)
+    if hours_left is None:
+        return Plan(None, "no target set", looks, None)
+    if not any(o.hours is not None for o in looks):
+        return Plan(None, "too little measured yet: the threshold ladder decides", looks, hours_left)
+    for o in looks:
+        if o.hours is None:
+            return Plan(o.tier, f"measuring what tier {o.tier} costs per answer", looks, hours_left)
+        if o.meets_target:
+            return Plan(o.tier, f"tier {o.tier} lasts {o.hours:.1f} h, the target is {hours_left:.1f} h away",
+                        looks, hours_left)
+    lean = looks[-1]
+    return Plan(lean.tier, f"no tier reaches the target {hours_left:.1f} h away; the leanest lasts "
+                f"{lean.hours or 0:.1f} h", looks, hours_left)
+
+
+def remaining_energy_j(soc_pct: float, empty_soc_pct: float, usable_j: float) -> float:
+    """Energy left until the empty point (J), the usable energy being what a full pack gives down to it."""
+    span = 100.0 - empty_soc_pct
+    return max(0.0, soc_pct - empty_soc_pct) / span * usable_j if span > 0 else 0.0
+
+
+class Costs:
+    """Running record of what each tier costs per answer, the idle draw, and when questions came."""
+
+    def __init__(self, *, window: int = 20, rate_window_s: float = 3600.0) -> None:
+        self.window = window
+        self.rate_window_s = rate_window_s
+        self._turns: dict[str, deque[tuple[float, float]]] = {}
+        self._asked: deque[float] = deque(maxlen=200)
+        self.idle_w = 0.0
+        """The draw between turns (W), as last measured."""
+
+    def add_turn(self, tier: str, joules: float, seconds: float, at: float) -> None:
+        """One answered turn: its tier, energy (J), length (s) and when it began (s, any clock)."""
+        if joules > 0 and seconds > 0:
+            self._turns.setdefault(tier, deque(maxlen=self.window)).append((joules, seconds))
+        self._asked.append(at)
+
+    def add_entries(self, entries: Iterable[TurnLogEntry]) -> None:
+        """Turn-log entries (earlier runs count too): every answered turn with an energy figure."""
+        for e in entries:
+            if e.tier is not None and not e.error and not e.cancelled and e.energy_j is not None \
+                    and e.energy_s is not None and e.unix:
+                self.add_turn(e.tier, e.energy_j, e.energy_s, e.unix)
+
+    def cost(self, tier: str) -> TierCost | None:
+        turns = self._turns.get(tier)
+        if not turns:
+            return None
+        return TierCost(sum(j for j, _ in turns) / len(turns), sum(s for _, s in turns) / len(turns), len(turns))
+
+    def costs(self) -> dict[str, TierCost]:
+        return {t: c for t in self._turns if (c := self.cost(t)) is not None}
+
+    def per_hour(self, now: float) -> float | None:
+        """Questions an hour over the rate window before ``now`` (same clock as ``add_turn``); None under two."""
+        recent = [t for t in self._asked if now - self.rate_window_s <= t <= now]
+        if len(recent) < 2:
+            return None
+        span = max(now - recent[0], 1e-9)
+        return len(recent) / span * 3600.0
