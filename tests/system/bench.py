@@ -79,6 +79,61 @@ class Boot:
     gpio: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class LogCheck:
+    """What a turn log holds against the turns reported on disk before a power cut."""
+
+    records: int
+    unreadable: int
+    """Lines that are not a record (a torn last line after a cut counts here; it is not a loss)."""
+    duplicated: list[str]
+    missing: list[str]
+    """Turns the appliance reported on disk that the log does not hold."""
+
+
+def check_turn_log(data: bytes, reported: set[str]) -> LogCheck:
+    """Every turn reported on disk must be in ``data`` (a JSONL turn log) exactly once."""
+    ids: list[str] = []
+    bad = 0
+    for raw in data.split(b"\n"):
+        if not raw.strip(b"\0 \n"):
+            bad += 1 if raw else 0  # a run of NUL bytes: blocks allocated, data not written
+            continue
+        try:
+            ids.append(str(json.loads(raw)["turn_id"]))
+        except (ValueError, KeyError, TypeError):
+            bad += 1
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    return LogCheck(len(ids), bad, dup, sorted(reported - set(ids)))
+
+
+def next_seq(data: bytes) -> int:
+    """The sequence number after the highest one in a drain run's turn log (0 when none): its turn
+    ids are ``RUN#SEQ`` (torn and foreign lines are skipped)."""
+    seqs = []
+    for raw in data.split(b"\n"):
+        try:
+            tid = json.loads(raw)["turn_id"]
+            seqs.append(int(tid.rsplit("#", 1)[1]))
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+            continue
+    return max(seqs) + 1 if seqs else 0
+
+
+FSCK_PROBLEM = re.compile(r"UNEXPECTED INCONSISTENCY|FILE SYSTEM WAS MODIFIED|errors? (found|corrected)|EXT4-fs error",
+                          re.I)
+
+
+def fsck_problem(report: str) -> str | None:
+    """The first line of a boot's fsck and kernel report that says the file system was not clean."""
+    return next((line for line in report.splitlines() if FSCK_PROBLEM.search(line)), None)
+
+
+def turn_id_of(msg: str) -> str:
+    """The turn id of an appliance log line (``... [t12] heard ...``)."""
+    return msg.split("]")[0].split("[")[-1]
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -245,7 +300,7 @@ class Bench:
         heard = j.find(r"\] heard \(", after=mark)
         reply = j.find(r"\] reply \(", after=mark)
         recording = self.record_stop(boot, label)
-        tid = done.msg.split("]")[0].split("[")[-1]
+        tid = turn_id_of(done.msg)
         self.reported[TURN_LOG].add(tid)
         records = [json.loads(line) for line in self.read_lines(boot, TURN_LOG).decode().splitlines() if line.strip()]
         record = next((r for r in records if r.get("turn_id") == tid), None)
@@ -463,36 +518,16 @@ class Bench:
     def check_logs(self, boot: Boot, cut: int) -> dict[str, object]:
         found: dict[str, object] = {}
         for path, reported in self.reported.items():
-            data = self.read_lines(boot, path)
-            lines = data.split(b"\n")
-            ids: list[str] = []
-            bad = 0
-            for raw in lines:
-                if not raw.strip(b"\0 \n"):
-                    bad += 1 if raw else 0
-                    continue
-                try:
-                    ids.append(json.loads(raw)["turn_id"])
-                except (ValueError, KeyError):
-                    bad += 1
-            dup = sorted({i for i in ids if ids.count(i) > 1})
-            missing = sorted(reported - set(ids))
-            found[path] = {"records": len(ids), "reported": len(reported), "unreadable_lines": bad}
-            if dup or missing:
-                raise BenchFailure(f"after power cut {cut}: {path}: duplicated {dup}, reported on disk but missing "
-                                   f"{missing}")
+            check = check_turn_log(self.read_lines(boot, path), reported)
+            found[path] = {"records": check.records, "reported": len(reported), "unreadable_lines": check.unreadable}
+            if check.duplicated or check.missing:
+                raise BenchFailure(f"after power cut {cut}: {path}: duplicated {check.duplicated}, reported on disk "
+                                   f"but missing {check.missing}")
         return found
 
     def drain_next(self, boot: Boot) -> int:
         """The sequence number after the last one in the drain run's turn log (0 when none)."""
-        data = self.read_lines(boot, f"{DRAIN_DIR}/turns.jsonl")
-        seqs = []
-        for raw in data.split(b"\n"):
-            try:
-                seqs.append(int(json.loads(raw)["seq"]))
-            except (ValueError, KeyError, TypeError):
-                continue
-        return max(seqs) + 1 if seqs else 0
+        return next_seq(self.read_lines(boot, f"{DRAIN_DIR}/turns.jsonl"))
 
     def drain_command(self, boot: Boot) -> list[str]:
         exists = boot.guest.sh(f"test -s {DRAIN_DIR}/meta.json").rc == 0
@@ -547,7 +582,7 @@ class Bench:
             timer.join()
             boot.guest.power_cut()
             for e in boot.journal.find(r"turn record on disk: ", after=mark):
-                tid = e.msg.split("]")[0].split("[")[-1]
+                tid = turn_id_of(e.msg)
                 path = e.msg.split("turn record on disk: ", 1)[1].strip()
                 self.reported.setdefault(path, set()).add(tid)
             entry["cut_after_s"] = round(time.monotonic() - t0, 1)
@@ -565,8 +600,7 @@ class Bench:
 
     def verify_cut(self, boot: Boot, n: int) -> dict[str, object]:
         fsck = self.fsck_report(boot)
-        if re.search(r"UNEXPECTED INCONSISTENCY|FILE SYSTEM WAS MODIFIED|errors? (found|corrected)|EXT4-fs error",
-                     fsck, re.I):
+        if fsck_problem(fsck):
             raise BenchFailure(f"after power cut {n} the file system was not clean:\n{fsck}")
         logs = self.check_logs(boot, n)
         return {"fsck": [line for line in fsck.splitlines() if line.strip()][-3:], "logs": logs}
@@ -725,7 +759,7 @@ class Bench:
             "scenarios": [r.__dict__ for r in self.results]}, indent=2, default=str))
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="system bench: the appliance in a QEMU VM with real kernel devices")
     p.add_argument("--arch", choices=sorted(ARCHES), default="amd64")
     p.add_argument("--scenarios", default=",".join(SCENARIOS),
@@ -740,11 +774,19 @@ def main() -> int:
     p.add_argument("--keep-going", action="store_true", help="after a failed scenario, go on with the next ones")
     p.add_argument("--model", action="append", default=[], metavar="NAME=FILE",
                    help="install a catalogue model in the guest with --from FILE (repeatable)")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     args.scenarios = QUICK if args.scenarios == "quick" else tuple(s.strip() for s in args.scenarios.split(","))
     unknown = set(args.scenarios) - set(SCENARIOS)
     if unknown:
         p.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    for m in args.model:
+        if "=" not in m:
+            p.error(f"--model {m}: expected NAME=FILE")
+    return args
+
+
+def main() -> int:
+    args = parse_args()
     if args.seed is None:
         args.seed = random.randrange(1 << 30)
     log(f"power-cut seed {args.seed} (--seed {args.seed} repeats the same moments)")
