@@ -32,8 +32,9 @@ constraints=
 # microphone or a speaker: it installs everything, does not start the service and says so (exit
 # 1). That outcome, and only that one, is expected here; the bench then writes its devices into
 # the configuration below, as a maker writes theirs (README, "Raspberry Pi install").
-{ runuser -u pi -- sh -c "cd ~/assistant && sudo PIP_FIND_LINKS='$disk/wheels' PIP_CONSTRAINT='$constraints' bash deploy/install.sh"
-  echo $? >/run/bench/install.rc; } 2>&1 | tee /run/bench/install.log
+# (The exit status goes through a file: set -e ends a pipeline's part at the first failure.)
+{ runuser -u pi -- sh -c "cd ~/assistant && sudo PIP_FIND_LINKS='$disk/wheels' PIP_CONSTRAINT='$constraints' bash deploy/install.sh" \
+    && echo 0 >/run/bench/install.rc || echo $? >/run/bench/install.rc; } 2>&1 | tee /run/bench/install.log
 rc=$(cat /run/bench/install.rc)
 if [ "$rc" != 0 ]; then
   grep -q "installed, but not started: no microphone or speaker" /run/bench/install.log \
