@@ -150,3 +150,15 @@ def test_sound_profile_of_a_loopback_recording() -> None:
     assert p["sound_s"] == pytest.approx(0.5, abs=0.06)
     assert p["first_s"] == pytest.approx(1.0, abs=0.06) and p["last_s"] == pytest.approx(1.5, abs=0.06)
     assert sound_profile(silence, rate)["first_s"] == -1.0
+
+
+def test_an_answer_recording_is_judged_against_the_reply_and_the_voice() -> None:
+    # Measured: the loopback recording of "The capital of France is Paris." heard better than the
+    # host's own clip of the same reply; that is a pass, whatever the two transcripts share.
+    heard_well = {"sound_s": 1.85, "reference_sound_s": 1.5, "wer": 0.167, "reference_wer": 0.833,
+                  "heard": "the capital of france is spirits", "reference_heard": "the cap pope francis parents"}
+    assert bench.answer_problem(heard_well) is None
+    chopped = dict(heard_well, sound_s=0.6)
+    assert "0.60 s of sound" in str(bench.answer_problem(chopped))
+    garbled = dict(heard_well, wer=0.9, reference_wer=0.2, heard="the cat")
+    assert "word error rate 0.90" in str(bench.answer_problem(garbled))

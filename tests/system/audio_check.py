@@ -5,10 +5,11 @@ the guest's CPU is not disturbed).
 
     python tests/system/audio_check.py --rate 22050 FILE.raw [--reference TEXT] [--split SECONDS]
 
-FILE.raw is 16-bit mono PCM. ``--reference TEXT``: Piper (the appliance's voice) speaks TEXT here
-on the host and the same recogniser transcribes it; ``similarity`` is 1 - the word error rate
-between the two transcripts, so the recogniser's own mistakes on that voice cancel out and what is
-left measures the sound path (dropouts, chopped or missing speech). ``--split``: two objects, the
+FILE.raw is 16-bit mono PCM. ``--reference TEXT`` (the reply the appliance logged): the word error
+rate of the recording's transcript against TEXT (``wer``), and, for scale, the same for TEXT spoken
+by Piper (the appliance's voice) here on the host with the silence a recording has around it
+(``reference_wer``, ``reference_sound_s``): the recogniser's own mistakes on that voice show in
+both, a sound path that drops or chops speech only in the first. ``--split``: two objects, the
 recording before and after that second.
 """
 
@@ -29,6 +30,8 @@ from assistant.speech.wav import convert
 FRAME_S = 0.05
 SOUND_DBFS = -45.0
 """A 50 ms frame louder than this is sound (the loopback's silence is digital zero)."""
+PAD_S = 0.5
+"""Silence around the host's reference clip, as a recording has around the speech in it."""
 
 
 def sound_profile(samples: np.ndarray, rate: int) -> dict[str, float]:
@@ -49,6 +52,11 @@ def sound_profile(samples: np.ndarray, rate: int) -> dict[str, float]:
     }
 
 
+def wer(reference: str, hypothesis: str) -> float:
+    errors, total = word_errors(reference, hypothesis)
+    return round(errors / max(1, total), 3)
+
+
 def heard(asr: SphinxTranscriber, pcm: bytes, rate: int) -> str:
     if len(pcm) < 2:
         return ""
@@ -63,7 +71,9 @@ def spoken_by_piper(text: str) -> tuple[bytes, int]:
 
     synth = PiperSynthesizer(Path(model_path()))
     clips = list(synth.synthesize(text))
-    return b"".join(c.pcm for c in clips), clips[0].rate
+    rate = clips[0].rate
+    pad = bytes(2 * int(PAD_S * rate))
+    return pad + b"".join(c.pcm for c in clips) + pad, rate
 
 
 def main() -> None:
@@ -88,8 +98,9 @@ def main() -> None:
             ref_pcm, ref_rate = spoken_by_piper(args.reference)
             result["reference"] = args.reference
             result["reference_heard"] = heard(asr, ref_pcm, ref_rate)
-            errors, total = word_errors(str(result["reference_heard"]), str(result["heard"]))
-            result["similarity"] = round(max(0.0, 1.0 - errors / max(1, total)), 3)
+            result["reference_sound_s"] = sound_profile(np.frombuffer(ref_pcm, dtype="<i2"), ref_rate)["sound_s"]
+            result["wer"] = wer(args.reference, str(result["heard"]))
+            result["reference_wer"] = wer(args.reference, str(result["reference_heard"]))
         print(json.dumps(result))
 
 

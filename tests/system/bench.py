@@ -129,6 +129,21 @@ def fsck_problem(report: str) -> str | None:
     return next((line for line in report.splitlines() if FSCK_PROBLEM.search(line)), None)
 
 
+def answer_problem(answer: dict[str, object]) -> str | None:
+    """Why a recording of the spoken reply (``audio_check.py --reference REPLY``) is not the reply
+    played whole and intelligibly, or None. Its sound must last at least 80 % of the reply as Piper
+    says it on the host (no dropped or chopped speech), and its transcript must be no more than
+    0.25 worse (word error rate against the reply) than that of the host's clip, or within 0.5."""
+    sound, ref_sound = float(answer["sound_s"]), float(answer["reference_sound_s"])  # type: ignore[arg-type]
+    wer, ref_wer = float(answer["wer"]), float(answer["reference_wer"])  # type: ignore[arg-type]
+    if sound < 0.8 * ref_sound:
+        return f"{sound:.2f} s of sound, the reply itself is {ref_sound:.2f} s"
+    if wer > max(0.5, ref_wer + 0.25):
+        return (f"heard as {answer.get('heard')!r} (word error rate {wer:.2f}); the same reply spoken by Piper on "
+                f"the host is heard as {answer.get('reference_heard')!r} ({ref_wer:.2f})")
+    return None
+
+
 def turn_id_of(msg: str) -> str:
     """The turn id of an appliance log line (``... [t12] heard ...``)."""
     return msg.split("]")[0].split("[")[-1]
@@ -325,9 +340,9 @@ class Bench:
             raise BenchFailure(f"the turn record is not a complete answer: {record}")
         if "paris" not in str(turn["reply"]).lower():
             raise BenchFailure(f"the reply does not say Paris: {turn['reply']!r}")
-        if float(answer.get("similarity", 0.0)) < 0.6:  # type: ignore[arg-type]
-            raise BenchFailure(f"the answer played on the loopback speaker was heard as {answer.get('heard')!r}; "
-                               f"the same reply spoken by Piper on the host is heard as {answer.get('reference_heard')!r}")
+        problem = answer_problem(answer)
+        if problem:
+            raise BenchFailure(f"the answer played on the loopback speaker: {problem}")
 
     # -- scenarios ---------------------------------------------------------------------------------
 
