@@ -162,3 +162,11 @@ def test_an_answer_recording_is_judged_against_the_reply_and_the_voice() -> None
     assert "0.60 s of sound" in str(bench.answer_problem(chopped))
     garbled = dict(heard_well, wer=0.9, reference_wer=0.2, heard="the cat")
     assert "word error rate 0.90" in str(bench.answer_problem(garbled))
+
+
+def test_what_was_heard_and_replied_is_read_from_the_log_lines() -> None:
+    line = LINES[1].split(": ", 1)[1]
+    assert bench.quoted(line) == "what is the capital of france"
+    reply = ("2026-12-06 08:23:05,334 INFO assistant.speech.pipeline: [t000001] reply (7 tokens, 6 words, first audio "
+             "116.27 s, total 116.27 s): \"It's Paris: the capital.\"")
+    assert bench.quoted(reply) == "It's Paris: the capital."

@@ -144,6 +144,12 @@ def answer_problem(answer: dict[str, object]) -> str | None:
     return None
 
 
+def quoted(msg: str) -> str:
+    """The text an appliance log line ends with, as Python's repr quoted it (``...): 'the text'``)."""
+    m = re.search(r"\): (['\"])(.*)\1$", msg)
+    return m.group(2) if m else msg.split("): ", 1)[-1]
+
+
 def turn_id_of(msg: str) -> str:
     """The turn id of an appliance log line (``... [t12] heard ...``)."""
     return msg.split("]")[0].split("[")[-1]
@@ -321,11 +327,11 @@ class Bench:
         record = next((r for r in records if r.get("turn_id") == tid), None)
         if record is None:
             raise BenchFailure(f"turn {tid} reported on disk but not in {TURN_LOG}")
-        reply_text = reply[0].msg.split("): ", 1)[-1].strip("'\"") if reply else ""
+        reply_text = quoted(reply[0].msg) if reply else ""
         answer = self.hear(recording, reference=reply_text)[0]
         return {"turn_id": tid, "release_to_record_s": round(release_to_record, 1),
                 "press_to_record_s": round(took, 1),
-                "heard": heard[0].msg.split(": ", 1)[-1] if heard else None, "reply": reply_text,
+                "heard": quoted(heard[0].msg) if heard else None, "reply": reply_text,
                 "record": record, "answer_audio": answer}
 
     def check_answer(self, turn: dict[str, object]) -> None:
