@@ -170,3 +170,12 @@ def test_what_was_heard_and_replied_is_read_from_the_log_lines() -> None:
     reply = ("2026-12-06 08:23:05,334 INFO assistant.speech.pipeline: [t000001] reply (7 tokens, 6 words, first audio "
              "116.27 s, total 116.27 s): \"It's Paris: the capital.\"")
     assert bench.quoted(reply) == "It's Paris: the capital."
+
+
+def test_a_power_off_is_told_from_a_line_that_rules_it_out() -> None:
+    rx = re.compile(bench.POWER_OFF)
+    assert rx.search("WARNING assistant.device.appliance: shutting down: battery empty (6.20 V) for 20 s on battery")
+    assert rx.search("INFO assistant.device.shutdown: power-off command accepted")
+    assert rx.search("System is powering down.")
+    assert not rx.search("ERROR assistant.device.appliance: battery alarm: no battery gauge (...): running as on "
+                         "external power, no power-off on an empty pack; looking for it again")
