@@ -208,7 +208,16 @@ class Bench:
         guest.start()
         boot = Boot(guest, Journal(guest.journal_log))
         self.current = boot
-        agent_s = guest.wait_agent(900)
+        try:
+            agent_s = guest.wait_agent(900)
+        except GuestError as exc:
+            console = guest.console_log.read_text(errors="replace").splitlines()
+            why = ""
+            if any("systemd-fsck" in line for line in console) and any("reboot: Restarting" in line for line in console):
+                why = ("systemd-fsck asked for a reboot during the boot's file-system check (e2fsck changed the "
+                       "root file system), and QEMU runs with -no-reboot\n")
+            raise BenchFailure(f"boot {guest.label}: {exc}\n{why}console (last lines; all of it in "
+                               f"{guest.console_log}):\n" + "\n".join(console[-25:])) from None
         self.timings.setdefault(f"boot to guest agent ({label})", agent_s)
         guest.sh("for i in $(seq 600); do test -e /run/bench/gpio.env && break; sleep 0.5; done", timeout=400)
         env = guest.sh("cat /run/bench/gpio.env 2>/dev/null || true").out
