@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -179,3 +180,46 @@ def test_a_power_off_is_told_from_a_line_that_rules_it_out() -> None:
     assert rx.search("System is powering down.")
     assert not rx.search("ERROR assistant.device.appliance: battery alarm: no battery gauge (...): running as on "
                          "external power, no power-off on an empty pack; looking for it again")
+
+
+E2FS = all(shutil.which(t) for t in ("mkfs.ext4", "e2fsck", "debugfs"))
+
+
+@pytest.mark.skipif(not E2FS, reason="e2fsprogs not installed")
+def test_the_host_fsck_verdict_on_a_sound_and_a_damaged_file_system(tmp_path: Path) -> None:
+    """The cut scenario checks the powered-off disk with ``e2fsck -fy`` on the host: real e2fsck output
+    of a sound ext4 image has no problem line; one whose file's inode was wiped has."""
+    tree = tmp_path / "tree"
+    (tree / "var" / "lib").mkdir(parents=True)
+    (tree / "var" / "lib" / "turns.jsonl").write_text("{}\n" * 100)
+    image = tmp_path / "root.img"
+    subprocess.run(["mkfs.ext4", "-q", "-L", "benchroot", "-d", str(tree), str(image), "16M"], check=True)
+    sound = subprocess.run(["e2fsck", "-fy", str(image)], capture_output=True, text=True)
+    assert sound.returncode == 0 and bench.fsck_problems(sound.stdout + sound.stderr) == []
+    subprocess.run(["debugfs", "-w", "-R", "clri /var/lib/turns.jsonl", str(image)], check=True, capture_output=True)
+    damaged = subprocess.run(["e2fsck", "-fy", str(image)], capture_output=True, text=True)
+    assert damaged.returncode == 1 and bench.fsck_problems(damaged.stdout + damaged.stderr)
+
+
+def test_ext4_recovery_after_a_cut_is_not_damage() -> None:
+    said = """e2fsck 1.47.0 (5-Feb-2023)
+benchroot: recovering journal
+Clearing orphaned inode 131090 (uid=995, gid=995, mode=0100600, size=0)
+Pass 1: Checking inodes, blocks, and sizes
+Pass 2: Checking directory structure
+Pass 3: Checking directory connectivity
+Pass 4: Checking reference counts
+Pass 5: Checking group summary information
+Free blocks count wrong (2201322, counted=2201250).
+Fix? yes
+
+Free inodes count wrong (612233, counted=612230).
+Fix? yes
+
+
+benchroot: ***** FILE SYSTEM WAS MODIFIED *****
+benchroot: 43130/655360 files (0.2% non-contiguous), 420190/2621440 blocks
+"""
+    assert bench.fsck_problems(said) == []
+    assert bench.fsck_problems(said + "Inode 1234 has illegal block(s).  Clear? yes\n") == [
+        "Inode 1234 has illegal block(s).  Clear? yes"]
