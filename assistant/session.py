@@ -302,8 +302,11 @@ class Session:
             self.meter.poll()
             span = self.meter.record_turn(start, self.meter.mark())
             after = self.reading()
+            written = self.turn_log.written
             self.last_entry = self.turn_log.write_turn(record, tier=tier, before=before, after=after, energy=span,
                                                        usable_energy_j=self.usable_energy_j, plan=self.plan)
+            if self.turn_log.written > written:
+                _LOG.info("[%s] turn record on disk: %s", record.turn_id, self.turn_log.path)
             if tier is not None and not record.error and not record.cancelled:
                 self.costs.add_turn(tier.name, span.joules, span.seconds, started)
 

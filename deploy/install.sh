@@ -126,6 +126,12 @@ if command -v raspi-config >/dev/null; then
   fi
 else
   warn "raspi-config not found: enable I2C yourself (dtparam=i2c_arm=on in config.txt)"
+  # What raspi-config's do_i2c also does: /dev/i2c-* exist only with the i2c-dev module loaded.
+  if [ ! -e /etc/modules-load.d/i2c-dev.conf ] && ! grep -qsx 'i2c-dev' /etc/modules; then
+    say "loading i2c-dev now and at every boot (/etc/modules-load.d/i2c-dev.conf)"
+    echo i2c-dev | write_file /etc/modules-load.d/i2c-dev.conf 0644
+    run modprobe i2c-dev || warn "cannot load i2c-dev now; it loads at the next boot"
+  fi
 fi
 
 step "service user"

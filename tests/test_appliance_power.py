@@ -4,6 +4,8 @@ a gauge that goes silent, a power-off that is refused, the UPS HAT (E)'s restart
 from __future__ import annotations
 
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -272,3 +274,41 @@ def test_low_battery_shutdown_only_on_battery_after_the_hold(tmp_path: Path, fac
         assert 30.0 + 60.0 <= poweroff.calls[0] - 1000.0 <= 30.0 + 60.0 + 2 * BATTERY_CHECK_S  # empty, then the hold
         assert appliance.shutdown_reason is not None and appliance.shutdown_reason.startswith("on battery, SoC 2.0 %")
         assert speaker.seconds > 1.0  # the announcement was spoken
+
+
+def test_the_watchdog_is_fed_while_the_announcement_and_the_power_off_run(tmp_path: Path,
+                                                                         factory: MockFactory) -> None:
+    """The system bench's empty-pack power-off (a VM, where saying the announcement took over 30 s):
+    the announcement and the power-off command ran on the main loop without a heartbeat, so the
+    watchdog killed the appliance halfway, systemd restarted it, it announced again, was killed
+    again, and the empty pack was never powered off. Now the loop keeps beating while they run."""
+    clock = Clock()
+    pack = LowPack(clock, plugged=False, empty_at=clock.now)
+    beat_during_power_off = threading.Event()
+
+    class SlowPowerOff(PowerOff):
+        def __call__(self, argv: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+            started = appliance.watchdog._last_beat
+            # Returns as soon as the main loop beats again (at most one WAKE_S); never, before.
+            beats = threading.Thread(target=lambda: _wait_for_beat(appliance, started, beat_during_power_off))
+            beats.start()
+            beats.join(10.0)
+            return super().__call__(argv, **kw)
+
+    poweroff = SlowPowerOff(clock)
+    appliance, _, speaker, _ = appliance_on(config(tmp_path, hold_s=10.0), pack, clock, factory,
+                                            until=clock.now + 600, poweroff=poweroff, tmp_path=tmp_path)
+    appliance.watchdog._clock = time.monotonic  # beats in real time, as the pinger thread sees them
+    appliance.run()
+    assert len(poweroff.calls) == 1 and appliance.shutdown_reason is not None
+    assert beat_during_power_off.is_set()
+    assert speaker.seconds > 1.0
+
+
+def _wait_for_beat(appliance: Appliance, since: float, seen: threading.Event) -> None:
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline:
+        if appliance.watchdog._last_beat != since:
+            seen.set()
+            return
+        time.sleep(0.01)

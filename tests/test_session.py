@@ -178,6 +178,26 @@ def test_unwritable_turn_log_does_not_fail_the_turn(tmp_path: Path, ladder_files
     assert rec.reply and s.turn_log.failures == 1
 
 
+def test_the_log_says_when_a_turn_record_reached_the_disk(tmp_path: Path, ladder_files: dict[str, Path],
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """"turn record on disk" is logged after the fsync, never for a record the disk refused: after a
+    power cut the system bench holds every turn so reported to be in the log exactly once."""
+    caplog.set_level("INFO", logger="assistant.session")
+    pack = SimulatedPack(capacity_wh=10, start_soc_pct=95.0)
+    with Session(config(tmp_path, ladder_files), with_asr=False, gauge=pack) as s:
+        rec = s.run_turn(NullSpeaker(), text="Say hello.")
+        path = s.turn_log.path
+    said = [r.getMessage() for r in caplog.records if "turn record on disk" in r.getMessage()]
+    assert said == [f"[{rec.turn_id}] turn record on disk: {path}"]
+    assert [e.turn_id for e in read_turns(path).entries] == [rec.turn_id]
+    caplog.clear()
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with Session(config(tmp_path, ladder_files), with_asr=False, gauge=pack, turn_log=blocker / "turns.jsonl") as s:
+        s.run_turn(NullSpeaker(), text="Say hello.")
+    assert not [r for r in caplog.records if "turn record on disk" in r.getMessage()]
+
+
 def test_pinned_tier_is_used_until_shutdown(tmp_path: Path, ladder_files: dict[str, Path]) -> None:
     pack = SimulatedPack(capacity_wh=10, start_soc_pct=95.0)
     with Session(config(tmp_path, ladder_files), with_asr=False, gauge=pack, pin_tier="q2_k") as s:

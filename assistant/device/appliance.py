@@ -509,9 +509,14 @@ class Appliance:
         self._poweroff_tried_at = now
         _LOG.warning("shutting down: %s", reason)
         self._on_power_off()
-        if tried is None:
-            self._say(self.shutdowner.announce)
-        if self.shutdowner.execute(reason):
+        announce = tried is None
+
+        def shut_down() -> bool:
+            if announce:
+                self._say(self.shutdowner.announce)
+            return self.shutdowner.execute(reason)
+
+        if self._beating(shut_down, "the power-off", self.turn_budget_s + self.shutdowner.timeout_s):
             if low_battery and self.session.gauge.arm_power_restore():
                 _LOG.info("the UPS restarts the device when external power returns")
             self.shutdown_reason = reason
@@ -526,6 +531,33 @@ class Appliance:
         else:
             self._poweroff_tried_at = None  # the button may ask again at once
         self._on_ready()
+
+    def _beating(self, work: Callable[[], bool], what: str, budget_s: float) -> bool:
+        """``work()`` on a worker thread while this loop keeps the watchdog fed, for at most ``budget_s``
+        (then the heartbeats stop and systemd restarts the service, as for a hung turn). Saying the
+        announcement and running the power-off command can outlast the watchdog on a slow or busy
+        CPU; the appliance must not be killed by its own watchdog halfway through powering off an
+        empty pack. False when ``work`` failed."""
+        result: list[bool] = []
+
+        def run() -> None:
+            try:
+                result.append(bool(work()))
+            except Exception:  # logged here; the caller treats it as a refusal and tries again later
+                _LOG.exception("%s failed", what)
+
+        worker = threading.Thread(target=run, name="power-off", daemon=True)
+        deadline = time.monotonic() + budget_s
+        worker.start()
+        while True:
+            self.watchdog.heartbeat()
+            worker.join(WAKE_S)
+            if not worker.is_alive():
+                return bool(result and result[0])
+            if time.monotonic() > deadline:
+                _LOG.error("%s has taken over %.0f s: withholding the watchdog", what, budget_s)
+                worker.join()
+                return bool(result and result[0])
 
     def close(self) -> None:
         """Stop the turn in flight, tell systemd, and close everything the appliance was given: it owns

@@ -21,6 +21,12 @@ from assistant.speech.wav import convert, read_wav
 
 _LOG = logging.getLogger(__name__)
 
+CAPTURE_LATENCY_S = 0.3
+"""Input buffer the device keeps (s). PortAudio's own "high" latency is about 35 ms on an ALSA hw
+device, so a capture callback held up longer than that (a busy CPU, a recogniser holding the GIL)
+loses audio: measured on a slow CPU, 60 % of a spoken question. Blocks still arrive every
+``block_ms``; a larger buffer only absorbs the stalls."""
+
 
 class Microphone(Protocol):
     """A source of mono s16le PCM at ``rate``, delivered in chunks."""
@@ -140,7 +146,7 @@ class SoundDeviceMicrophone:
         try:
             stream = sd.RawInputStream(
                 device=index, samplerate=rate, channels=channels, dtype="int16",
-                blocksize=max(1, rate * self.block_ms // 1000),
+                blocksize=max(1, rate * self.block_ms // 1000), latency=CAPTURE_LATENCY_S,
                 callback=self._callback, finished_callback=self._finished)
             self._last_audio = time.monotonic()
             stream.start()

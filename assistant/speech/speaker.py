@@ -18,6 +18,11 @@ __all__ = ["NullSpeaker", "QueuedClip", "SoundDeviceSpeaker", "Speaker", "WavSpe
 
 _LOG = logging.getLogger(__name__)
 
+PLAYBACK_LATENCY_S = 0.1
+"""Output buffer the device keeps (s). PortAudio's "low" latency (about 9 ms on an ALSA hw device)
+underflows whenever the callback is held up that long, and the speech comes out chopped; ``stop()``
+aborts the stream, dropping this buffer, so a barge-in still silences it at once."""
+
 
 class Speaker(Protocol):
     """Plays clips one after the other, without blocking the caller."""
@@ -97,7 +102,7 @@ class SoundDeviceSpeaker(ContextSpeaker):
         try:
             stream = sd.RawOutputStream(
                 device=index, samplerate=self.rate, channels=self.channels, dtype="int16",
-                blocksize=max(1, self.rate * self.block_ms // 1000), latency="low",
+                blocksize=max(1, self.rate * self.block_ms // 1000), latency=PLAYBACK_LATENCY_S,
                 callback=self._callback, finished_callback=self._finished)
             self._last_callback = time.monotonic()
             stream.start()
