@@ -70,6 +70,9 @@ MIN_ANSWERS = 3
 """Answers measured on a tier before its cost is believed."""
 MARGIN = 0.05
 """A tier meets the target when it lasts this much longer than the target (share of the time left)."""
+TARGET_WITHIN = 0.05
+"""A charge that lasted within this share of the target either way met it (short: missed; longer: the
+richer tiers it passed over were affordable)."""
 
 
 @dataclass(frozen=True)
