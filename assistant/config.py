@@ -72,7 +72,9 @@ class LlmConfig:
     )
     """Instruction given to the model before every conversation."""
     history_turns: int = 4
-    """How many earlier question/answer pairs are kept as conversation memory (0 = none)."""
+    """How many earlier question/answer pairs are kept as conversation memory, at most (0 = none); when
+    full, the older half is forgotten at once, so the remembered conversation is not evaluated again
+    before every reply."""
 
 
 @dataclass(frozen=True)

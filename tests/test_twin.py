@@ -176,3 +176,23 @@ def test_read_kv_skips_arrays_and_stops_at_a_cut(tmp_path: Path, smollm2: Path) 
     cut.write_bytes(smollm2.read_bytes()[:50_000])  # inside the vocabulary
     with pytest.raises(ModelError, match="cut short"):
         read_kv(cut, frozenset({"tokenizer.chat_template"}))
+
+
+def test_a_twin_remembers_what_it_generated_so_its_next_prompt_reuses_the_cache(tiny_twin: TwinBuild) -> None:
+    """A real model's next prompt starts with the reply it has just evaluated; so must the twin's, or every twin
+    turn would evaluate its last reply again and cost more than a real model's turn."""
+    from assistant.models.twin import twin_info
+    from assistant.speech.twin_responder import TwinResponder
+
+    path = tiny_twin.rungs[0].path
+    info = twin_info(path)
+    assert info is not None
+    r = TwinResponder(path, twin=info, n_ctx=512, threads=1, max_tokens=24, history_turns=4, system_prompt="Be brief.")
+    try:
+        spoken = "".join(r.respond("What is the capital of France?"))
+        (_, remembered), = r.memory.turns
+        assert remembered != spoken.strip() and r.last.text == spoken.strip()  # the stand-in is spoken, not kept
+        list(r.respond("And of Italy?"))
+        assert r.last.prompt_tokens < 40 < r.last.prompt_total  # only the new question was evaluated
+    finally:
+        r.close()
