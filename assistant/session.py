@@ -17,7 +17,7 @@ from assistant.power.empty_store import empty_point_for
 from assistant.power.energy import EnergyMeter
 from assistant.power.fixed_replies import FixedResponder
 from assistant.power.gauges import Gauge, open_gauge
-from assistant.power.governor import Costs, Outlook, Plan, TierCost, plan, remaining_energy_j
+from assistant.power.governor import Costs, Outlook, Plan, TierCost, energy_per_pct, plan, remaining_energy_j
 from assistant.models.gguf_info import read_gguf_info
 from assistant.models.quant_types import quant_of
 from assistant.models.tier_ladder import default_ladder, unavailable_tiers
@@ -98,6 +98,9 @@ class Session:
             self.costs.add_entries(read_turns(self.turn_log.path).entries)
         self.plan: Plan | None = None
         """The governor's last plan (None without a target)."""
+        self._soc_mark: tuple[float, float] | None = None
+        """(state of charge %, meter energy J) when the pack was first seen on battery (again after charging):
+        what the pack has given per percent since then is what the governor counts on for the rest."""
         self.last_entry: TurnLogEntry | None = None
         """The turn log entry of the last turn (also of a failed one)."""
         self.tier: Tier | None = None
@@ -207,11 +210,21 @@ class Session:
         per_hour = self.costs.per_hour(now)
         costs = {t: TierCost(c.joules * scale, c.seconds * scale, c.answers) for t, c in self.costs.costs().items()}
         ladder = [t.name for t in self.tiers.ladder if t.name not in self.unavailable]
-        p = plan(ladder, costs, remaining_j=remaining_energy_j(reading.soc_pct, self.empty_point.soc_pct or 0.0,
-                                                               self.usable_energy_j),
+        remaining = remaining_energy_j(reading.soc_pct, self.empty_point.soc_pct or 0.0, self.usable_energy_j,
+                                       j_per_pct=self._j_per_pct(reading.soc_pct, power_source(reading), scale))
+        p = plan(ladder, costs, remaining_j=remaining,
                  idle_w=self._idle_w(reading), per_hour=None if per_hour is None else per_hour / scale,
                  hours_left=hours_left)
         return (p if gov.active else None), list(p.outlooks)
+
+    def _j_per_pct(self, soc: float, source: str, scale: float) -> float | None:
+        """Joules the pack has given per percent of state of charge since it was first seen on battery (the
+        meter's energy x the time scale); None until it has given ``governor.MIN_SOC_DROP_PCT``."""
+        mark = self._soc_mark
+        if mark is None or source == "external" or soc > mark[0] + 1.0:  # new, on the charger, or charged
+            self._soc_mark = None if source == "external" else (soc, self.meter.total_j)
+            return None
+        return energy_per_pct((self.meter.total_j - mark[1]) * scale, mark[0], soc)
 
     def governor_plan(self, reading: BatteryReading) -> Plan | None:
         """The governor's plan for the next turn; None without a target."""

@@ -121,3 +121,56 @@ def test_the_spoken_battery_answer_says_how_many_answers_are_left() -> None:
                                outlook=lambda: "About 120 more answers at this tier, 400 at the lowest.")
     assert responder.answer("how much battery is left") == (
         "The battery is at 42 percent. About 120 more answers at this tier, 400 at the lowest.")
+
+
+# (J drawn, SoC from, SoC to, expected J per %): a drop under 3 %-points says too little to count on
+PER_PCT = [
+    (3600.0, 100.0, 90.0, 360.0),
+    (3600.0, 60.0, 50.0, 360.0),
+    (500.0, 100.0, 97.5, None),
+    (0.0, 100.0, 90.0, None),
+    (1000.0, 90.0, 92.0, None),  # charged meanwhile
+]
+
+
+@pytest.mark.parametrize("drawn,soc_from,soc_to,expected", PER_PCT)
+def test_energy_per_percent_as_measured(drawn: float, soc_from: float, soc_to: float, expected: float | None) -> None:
+    from assistant.power.governor import energy_per_pct
+
+    got = energy_per_pct(drawn, soc_from, soc_to)
+    assert got == (None if expected is None else pytest.approx(expected))
+
+
+def test_remaining_energy_counts_on_the_measured_energy_per_percent() -> None:
+    # the configuration says 60 kJ from full to 5 %; the pack has given 700 J per percent: 47.5 x 700 J left
+    assert remaining_energy_j(52.5, 5.0, 60_000.0, j_per_pct=700.0) == pytest.approx(33_250.0)
+    assert remaining_energy_j(52.5, 5.0, 60_000.0, j_per_pct=None) == pytest.approx(30_000.0)
+    assert remaining_energy_j(3.0, 5.0, 60_000.0, j_per_pct=700.0) == 0.0
+
+
+def test_the_session_measures_what_a_percent_of_the_pack_holds(tmp_path, ladder_files) -> None:  # type: ignore[no-untyped-def]
+    """A 1 Wh simulated pack gives 36 J per percent (its state of charge counts the nominal energy), where the
+    configuration's usable fraction would say 34: once the pack has given 3 %, the governor counts on 36."""
+    from dataclasses import replace
+
+    from assistant.power.gauges import SimulatedPack
+    from assistant.session import Session
+    from test_session import TickingClock, config
+
+    clock = TickingClock(1.0)
+    base = config(tmp_path, ladder_files)
+    cfg = replace(base, battery=replace(base.battery, capacity_wh=1.0))
+    pack = SimulatedPack(capacity_wh=1.0, start_soc_pct=80.0, power_profile=lambda t: 9.0, clock=clock,
+                         cpu_time_fn=lambda: 0.0)
+    with Session(cfg, with_asr=False, gauge=pack, start_meter=False, simulation=True) as s:
+        s.meter.clock = clock
+        s.meter.poll()
+        first = s.reading()
+        assert first is not None and first.soc_pct is not None
+        assert s._j_per_pct(first.soc_pct, "battery", 1.0) is None  # the mark
+        while (r := s.reading()) is not None and r.soc_pct is not None and r.soc_pct > first.soc_pct - 5.0:
+            s.meter.poll()
+        assert r is not None and r.soc_pct is not None
+        measured = s._j_per_pct(r.soc_pct, "battery", 1.0)
+        assert measured == pytest.approx(36.0, rel=0.03)
+        assert s._j_per_pct(r.soc_pct, "external", 1.0) is None and s._soc_mark is None  # on the charger: no mark

@@ -164,10 +164,31 @@ def plan(ladder: Sequence[str], costs: dict[str, TierCost], *, remaining_j: floa
                 f"{lean.hours or 0:.1f} h", looks, hours_left)
 
 
-def remaining_energy_j(soc_pct: float, empty_soc_pct: float, usable_j: float) -> float:
-    """Energy left until the empty point (J), the usable energy being what a full pack gives down to it."""
+MIN_SOC_DROP_PCT = 3.0
+"""State of charge the pack must have given up before the energy that took is believed over the configured
+usable energy (%): gauges report whole or tenth percents, and a small drop says little."""
+
+
+def energy_per_pct(drawn_j: float, soc_from: float, soc_to: float) -> float | None:
+    """Joules per percent of state of charge, as measured: ``drawn_j`` taken from the pack while its state of
+    charge fell from ``soc_from`` to ``soc_to``; None under ``MIN_SOC_DROP_PCT`` or without energy."""
+    drop = soc_from - soc_to
+    if drop < MIN_SOC_DROP_PCT or drawn_j <= 0:
+        return None
+    return drawn_j / drop
+
+
+def remaining_energy_j(soc_pct: float, empty_soc_pct: float, usable_j: float, *,
+                       j_per_pct: float | None = None) -> float:
+    """Energy left until the empty point (J): from the measured joules per percent of state of charge when
+    known (``energy_per_pct``), else the usable energy being what a full pack gives down to the empty point
+    (``battery.capacity_wh`` x ``usable_fraction``: the configuration's word, which an aged or a simulated
+    pack need not keep)."""
+    left = max(0.0, soc_pct - empty_soc_pct)
+    if j_per_pct is not None:
+        return left * j_per_pct
     span = 100.0 - empty_soc_pct
-    return max(0.0, soc_pct - empty_soc_pct) / span * usable_j if span > 0 else 0.0
+    return left / span * usable_j if span > 0 else 0.0
 
 
 class Costs:
