@@ -174,3 +174,21 @@ def test_the_session_measures_what_a_percent_of_the_pack_holds(tmp_path, ladder_
         measured = s._j_per_pct(r.soc_pct, "battery", 1.0)
         assert measured == pytest.approx(36.0, rel=0.03)
         assert s._j_per_pct(r.soc_pct, "external", 1.0) is None and s._soc_mark is None  # on the charger: no mark
+
+
+# (hours to the target, the tier in use, expected): with the costs above at 240 questions an hour, q8_0 lasts
+# 4.10 h and q4_k_m 4.59 h; moving up needs 10 % more than the target, staying or moving down 5 %
+HYSTERESIS = [
+    (3.85, "q4_k_m", "q4_k_m"),  # q8_0 would last 6.5 % longer: enough to stay on it, not to move up to it
+    (3.85, "q8_0", "q8_0"),
+    (3.70, "q4_k_m", "q8_0"),  # 10.8 % longer: up
+    (3.85, None, "q8_0"),  # no tier in use yet
+    (4.2, "q2_k", "q2_k"),  # q4_k_m lasts 9.2 % longer: not enough to move up from q2_k
+    (4.1, "q2_k", "q4_k_m"),  # 11.9 % longer: up to it (q8_0 falls short)
+]
+
+
+@pytest.mark.parametrize("hours_left,current,expected", HYSTERESIS)
+def test_moving_up_needs_a_wider_margin(hours_left: float, current: str | None, expected: str) -> None:
+    p = plan(LADDER, COSTS, remaining_j=PACK_J, idle_w=3.0, per_hour=240.0, hours_left=hours_left, current=current)
+    assert p.tier == expected, (p.reason, [(o.tier, o.hours) for o in p.outlooks])

@@ -70,6 +70,8 @@ MIN_ANSWERS = 3
 """Answers measured on a tier before its cost is believed."""
 MARGIN = 0.05
 """A tier meets the target when it lasts this much longer than the target (share of the time left)."""
+UP_MARGIN = 0.10
+"""Moving up to a richer tier needs it to last this much longer than the target (see ``plan``)."""
 TARGET_WITHIN = 0.05
 """A charge that lasted within this share of the target either way met it (short: missed; longer: the
 richer tiers it passed over were affordable)."""
@@ -137,7 +139,7 @@ def outlook(tier: str, cost: TierCost | None, *, remaining_j: float, idle_w: flo
 
 
 def plan(ladder: Sequence[str], costs: dict[str, TierCost], *, remaining_j: float, idle_w: float,
-         per_hour: float | None, hours_left: float | None) -> Plan:
+         per_hour: float | None, hours_left: float | None, current: str | None = None) -> Plan:
     """The richest tier of ``ladder`` (richest first, available tiers only) whose projected life reaches
     ``hours_left``.
 
@@ -146,6 +148,10 @@ def plan(ladder: Sequence[str], costs: dict[str, TierCost], *, remaining_j: floa
     measured tier is only learnt by using it). With every known tier short of the target, the leanest
     is chosen. Without a target, or before any tier has ``MIN_ANSWERS`` measured answers, the
     governor has no choice to make (``tier`` None): the threshold ladder decides.
+
+    A tier richer than ``current`` (the tier in use) must reach the target by ``UP_MARGIN`` rather than
+    ``MARGIN``: every change of tier loads another model file and evaluates the conversation again,
+    so the plan does not move up for a projection that the next turn may take back.
     """
     looks = tuple(outlook(t, costs.get(t), remaining_j=remaining_j, idle_w=idle_w, per_hour=per_hour,
                           hours_left=hours_left) for t in ladder)
@@ -153,9 +159,12 @@ def plan(ladder: Sequence[str], costs: dict[str, TierCost], *, remaining_j: floa
         return Plan(None, "no target set", looks, None)
     if not any(o.hours is not None for o in looks):
         return Plan(None, "too little measured yet: the threshold ladder decides", looks, hours_left)
-    for o in looks:
+    at = list(ladder).index(current) if current in ladder else None
+    for i, o in enumerate(looks):
         if o.hours is None:
             return Plan(o.tier, f"measuring what tier {o.tier} costs per answer", looks, hours_left)
+        if at is not None and i < at and o.hours < hours_left * (1.0 + UP_MARGIN):
+            continue  # richer than the tier in use, and not by enough to move up
         if o.meets_target:
             return Plan(o.tier, f"tier {o.tier} lasts {o.hours:.1f} h, the target is {hours_left:.1f} h away",
                         looks, hours_left)
