@@ -192,3 +192,15 @@ HYSTERESIS = [
 def test_moving_up_needs_a_wider_margin(hours_left: float, current: str | None, expected: str) -> None:
     p = plan(LADDER, COSTS, remaining_j=PACK_J, idle_w=3.0, per_hour=240.0, hours_left=hours_left, current=current)
     assert p.tier == expected, (p.reason, [(o.tier, o.hours) for o in p.outlooks])
+
+
+def test_costs_from_another_run_say_nothing_about_the_rate_of_questions() -> None:
+    entries = [TurnLogEntry.from_json({"schema": 1, "time": "", "unix": 1000.0 + 60 * i, "turn_id": f"t{i}",
+                                       "tier": "q8_0", "kind": "llm", "energy_j": 40.0, "energy_s": 8.0})
+               for i in range(4)]
+    seeded = Costs()
+    seeded.add_entries(entries, asked=False)
+    assert seeded.cost("q8_0") == TierCost(40.0, 8.0, 4) and seeded.per_hour(1200.0) is None
+    both = Costs()
+    both.add_entries(entries)
+    assert both.cost("q8_0") == TierCost(40.0, 8.0, 4) and both.per_hour(1200.0) == pytest.approx(4 / 200 * 3600)

@@ -47,6 +47,9 @@ class DrainOptions:
     (simulated hours on the simulated pack); None: ``governor`` of the configuration."""
     twin: bool = False
     """Run on the speed twin's ladder (``assistant models make-twin``) instead of the configured tiers."""
+    costs_from: str | None = None
+    """Another run's directory whose turns tell the governor what each tier costs per answer from the start,
+    as the appliance's own turn log does after its first day; None: it measures them in this run."""
     every_s: float | None = None
     """A question every this many seconds of the pack's time (simulated seconds on the simulated pack), the
     appliance idling in between; None: back to back. A turn that runs longer is followed at once."""

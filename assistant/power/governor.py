@@ -217,12 +217,17 @@ class Costs:
             self._turns.setdefault(tier, deque(maxlen=self.window)).append((joules, seconds))
         self._asked.append(at)
 
-    def add_entries(self, entries: Iterable[TurnLogEntry]) -> None:
-        """Turn-log entries (earlier runs count too): every answered turn with an energy figure."""
+    def add_entries(self, entries: Iterable[TurnLogEntry], *, asked: bool = True) -> None:
+        """Turn-log entries (earlier runs count too): every answered turn with an energy figure. With
+        ``asked`` False only what each turn cost is taken, not when it was asked (another run's turns say
+        nothing about the rate of questions now)."""
         for e in entries:
             if e.tier is not None and not e.error and not e.cancelled and e.energy_j is not None \
                     and e.energy_s is not None and e.unix:
-                self.add_turn(e.tier, e.energy_j, e.energy_s, e.unix)
+                if asked:
+                    self.add_turn(e.tier, e.energy_j, e.energy_s, e.unix)
+                elif e.energy_j > 0 and e.energy_s > 0:
+                    self._turns.setdefault(e.tier, deque(maxlen=self.window)).append((e.energy_j, e.energy_s))
 
     def cost(self, tier: str) -> TierCost | None:
         turns = self._turns.get(tier)
