@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from assistant.messages import TurnLogEntry
@@ -93,17 +95,17 @@ def test_the_session_follows_the_governor_and_logs_its_plan(tmp_path, ladder_fil
         assert s.select_tier().name == "q4_1"  # nothing measured: the threshold ladder
         for name, joules in (("q8_0", 3.0), ("q4_1", 2.5), ("q2_k", 0.4)):
             for i in range(3):
-                s.costs.add_turn(name, joules, 1.0, at=0.0)
+                s.costs.add_turn(name, joules, 1.0, at=time.time())
         # 1 Wh x 0.85 usable, 55 of 95 %-points left: 1740 J; back to back q2_k draws 0.4 W: 1.2 h ... too
         # short for 2 h, but the leanest LLM tier beats the others and the fixed tier is not measured
         assert s.select_tier().name == "fixed"  # unknown cost below every tier short of the target: measured
         for i in range(3):
-            s.costs.add_turn("fixed", 0.1, 1.0, at=0.0)
+            s.costs.add_turn("fixed", 0.1, 1.0, at=time.time())
         assert s.select_tier().name == "fixed" and s.plan is not None and "no tier reaches" not in s.plan.reason
         s.costs = type(s.costs)()
         for name, joules in (("q8_0", 3.0), ("q4_1", 2.5), ("q2_k", 0.4), ("fixed", 0.1)):
             for i in range(3):
-                s.costs.add_turn(name, joules, 1.0, at=0.0)
+                s.costs.add_turn(name, joules, 1.0, at=time.time())
         s.cfg = replace(s.cfg, governor=GovernorConfig(target_hours=1.0))
         assert s.select_tier().name == "q2_k"  # 1.2 h on q2_k reaches 1 h; q4_1 (0.19 h) does not
         s.run_turn(NullSpeaker(), text="Hello.", turn_id="gov")
@@ -204,3 +206,11 @@ def test_costs_from_another_run_say_nothing_about_the_rate_of_questions() -> Non
     both = Costs()
     both.add_entries(entries)
     assert both.cost("q8_0") == TierCost(40.0, 8.0, 4) and both.per_hour(1200.0) == pytest.approx(4 / 200 * 3600)
+
+
+def test_known_costs_but_no_rate_of_questions_yet_leave_it_to_the_threshold_ladder() -> None:
+    """At the start of a day the costs come from earlier days' turn log but no question has come yet:
+    projected back to back, every tier would fall short and fixed phrases would answer the first question."""
+    p = plan(LADDER, COSTS, remaining_j=PACK_J, idle_w=3.0, per_hour=None, hours_left=8.0, rate_known=False)
+    assert p.tier is None and "how often" in p.reason and p.outlooks[0].hours is not None
+    assert plan(LADDER, COSTS, remaining_j=PACK_J, idle_w=3.0, per_hour=None, hours_left=8.0).tier == "fixed"

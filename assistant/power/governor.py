@@ -139,7 +139,8 @@ def outlook(tier: str, cost: TierCost | None, *, remaining_j: float, idle_w: flo
 
 
 def plan(ladder: Sequence[str], costs: dict[str, TierCost], *, remaining_j: float, idle_w: float,
-         per_hour: float | None, hours_left: float | None, current: str | None = None) -> Plan:
+         per_hour: float | None, hours_left: float | None, current: str | None = None,
+         rate_known: bool = True) -> Plan:
     """The richest tier of ``ladder`` (richest first, available tiers only) whose projected life reaches
     ``hours_left``.
 
@@ -148,6 +149,10 @@ def plan(ladder: Sequence[str], costs: dict[str, TierCost], *, remaining_j: floa
     measured tier is only learnt by using it). With every known tier short of the target, the leanest
     is chosen. Without a target, or before any tier has ``MIN_ANSWERS`` measured answers, the
     governor has no choice to make (``tier`` None): the threshold ladder decides.
+
+    ``rate_known`` False (fewer than two questions in the rate window, as at the start of a day whose
+    costs come from earlier days' turn log) leaves the choice to the threshold ladder too: ``per_hour``
+    None then means "not known", not "back to back".
 
     A tier richer than ``current`` (the tier in use) must reach the target by ``UP_MARGIN`` rather than
     ``MARGIN``: every change of tier loads another model file and evaluates the conversation again,
@@ -159,6 +164,9 @@ def plan(ladder: Sequence[str], costs: dict[str, TierCost], *, remaining_j: floa
         return Plan(None, "no target set", looks, None)
     if not any(o.hours is not None for o in looks):
         return Plan(None, "too little measured yet: the threshold ladder decides", looks, hours_left)
+    if not rate_known:  # costs from earlier days, no question yet today: projecting back to back would pick the leanest
+        return Plan(None, "too few questions yet to know how often they come: the threshold ladder decides",
+                    looks, hours_left)
     at = list(ladder).index(current) if current in ladder else None
     for i, o in enumerate(looks):
         if o.hours is None:
