@@ -72,7 +72,9 @@ class LlmConfig:
     )
     """Instruction given to the model before every conversation."""
     history_turns: int = 4
-    """How many earlier question/answer pairs are kept as conversation memory (0 = none)."""
+    """How many earlier question/answer pairs are kept as conversation memory, at most (0 = none); when
+    full, the older half is forgotten at once, so the remembered conversation is not evaluated again
+    before every reply."""
 
 
 @dataclass(frozen=True)
@@ -137,8 +139,10 @@ class AssistantConfig:
     shutdown: ShutdownConfig = field(default_factory=ShutdownConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
     tiers: TierConfig | None = None
-    """The quantization ladder; empty means the built-in ladder over the embedded model (see
-    `assistant models build-ladder`, which can write this section)."""
+    """The tier ladder, richest first; every LLM tier names its own model file, so the rungs may be
+    quantizations of one model or of several (switching to another model starts a new conversation).
+    Empty means the built-in ladder over the embedded model (`assistant models build-ladder`, given one
+    `--source` or several, can write this section)."""
     governor: GovernorConfig = field(default_factory=GovernorConfig)
     """How long a charge must last: with a target, the richest tier that reaches it is used."""
     source: Path | None = None

@@ -17,14 +17,15 @@ from assistant.power.empty_store import empty_point_for
 from assistant.power.energy import EnergyMeter
 from assistant.power.fixed_replies import FixedResponder
 from assistant.power.gauges import Gauge, open_gauge
-from assistant.power.governor import Costs, Outlook, Plan, TierCost, plan, remaining_energy_j
+from assistant.power.governor import Costs, Outlook, Plan, TierCost, energy_per_pct, plan, remaining_energy_j
+from assistant.models.gguf_info import read_gguf_info
 from assistant.models.quant_types import quant_of
 from assistant.models.tier_ladder import default_ladder, unavailable_tiers
 from assistant.power.tiers import Tier, TierConfig, choose_tier, length_instruction
 from assistant.speech.asr import Transcriber
 from assistant.speech.engines import open_asr, open_responder, open_synthesizer
 from assistant.models.gguf_info import check_gguf
-from assistant.speech.llm import Responder
+from assistant.speech.llm import Memory, Responder
 from assistant.speech.pipeline import Pipeline, TurnEvents
 from assistant.speech.speaker import Speaker
 from assistant.speech.tts import PiperSynthesizer
@@ -98,10 +99,16 @@ class Session:
             self.costs.add_entries(read_turns(self.turn_log.path).entries)
         self.plan: Plan | None = None
         """The governor's last plan (None without a target)."""
+        self._soc_mark: tuple[float, float] | None = None
+        """(state of charge %, meter energy J) when the pack was first seen on battery (again after charging):
+        what the pack has given per percent since then is what the governor counts on for the rest."""
         self.last_entry: TurnLogEntry | None = None
         """The turn log entry of the last turn (also of a failed one)."""
         self.tier: Tier | None = None
         self.responder: Responder | None = None
+        self._conversation: tuple[str, list[tuple[str, str]]] | None = None
+        """The conversation memory of the last LLM tier and its model's family (``GgufInfo.family``): carried to
+        the next tier of the same model (another quantization), dropped when the model changes."""
         self.transcriber: Transcriber | None = None
         self.synthesizer: PiperSynthesizer | None = None
         try:
@@ -204,11 +211,22 @@ class Session:
         per_hour = self.costs.per_hour(now)
         costs = {t: TierCost(c.joules * scale, c.seconds * scale, c.answers) for t, c in self.costs.costs().items()}
         ladder = [t.name for t in self.tiers.ladder if t.name not in self.unavailable]
-        p = plan(ladder, costs, remaining_j=remaining_energy_j(reading.soc_pct, self.empty_point.soc_pct or 0.0,
-                                                               self.usable_energy_j),
+        remaining = remaining_energy_j(reading.soc_pct, self.empty_point.soc_pct or 0.0, self.usable_energy_j,
+                                       j_per_pct=self._j_per_pct(reading.soc_pct, power_source(reading), scale))
+        p = plan(ladder, costs, remaining_j=remaining,
                  idle_w=self._idle_w(reading), per_hour=None if per_hour is None else per_hour / scale,
-                 hours_left=hours_left)
+                 hours_left=hours_left, current=self.tier.name if self.tier is not None else None,
+                 rate_known=per_hour is not None)
         return (p if gov.active else None), list(p.outlooks)
+
+    def _j_per_pct(self, soc: float, source: str, scale: float) -> float | None:
+        """Joules the pack has given per percent of state of charge since it was first seen on battery (the
+        meter's energy x the time scale); None until it has given ``governor.MIN_SOC_DROP_PCT``."""
+        mark = self._soc_mark
+        if mark is None or source == "external" or soc > mark[0] + 1.0:  # new, on the charger, or charged
+            self._soc_mark = None if source == "external" else (soc, self.meter.total_j)
+            return None
+        return energy_per_pct((self.meter.total_j - mark[1]) * scale, mark[0], soc)
 
     def governor_plan(self, reading: BatteryReading) -> Plan | None:
         """The governor's plan for the next turn; None without a target."""
@@ -236,8 +254,14 @@ class Session:
         return text
 
     def _switch(self, tier: Tier) -> None:
+        """Make ``tier``'s responder resident. Its model's chat template and tokenizer come with it; the
+        conversation memory carries over from the last LLM tier only when that was the same model (another
+        quantization of it), through fixed-phrase tiers too; another model starts a new conversation."""
         old = self.tier
         if self.responder is not None:
+            memory = getattr(self.responder, "memory", None)
+            if isinstance(memory, Memory) and self._conversation is not None:
+                self._conversation = (self._conversation[0], list(memory.turns))
             self.responder.close()
             self.responder = None
         if tier.kind == "llm" and tier.model is not None:
@@ -248,10 +272,34 @@ class Session:
             tier_llm = replace(llm, n_ctx=min(tier.n_ctx, llm.n_ctx), max_tokens=min(tier.max_tokens, llm.max_tokens),
                                threads=tier.threads or llm.threads, system_prompt=prompt)
             self.responder = open_responder(replace(self.cfg, llm=tier_llm), tier.model)
+            self._carry_memory(tier)
         else:
             self.responder = FixedResponder(battery=self.reading, tier=lambda: self.tier, outlook=self.outlook_words)
         self.tier = tier
         _LOG.info("tier %s -> %s (%s)", old.name if old else "none", tier.name, tier.quant)
+
+    def _carry_memory(self, tier: Tier) -> None:
+        """Give the new responder the conversation so far when it is the same model as the last LLM tier."""
+        assert tier.model is not None and self.responder is not None
+        try:
+            family = read_gguf_info(tier.model).family
+        except (ModelError, ModelNotFound) as exc:  # it loaded, so this is unlikely; a new conversation is safe
+            _LOG.warning("tier '%s': cannot tell which model %s is (%s); its conversation starts afresh",
+                         tier.name, tier.model.name, exc)
+            family = ""
+        before = self._conversation
+        self._conversation = (family, [])
+        memory = getattr(self.responder, "memory", None)
+        if before is None or not before[1] or not isinstance(memory, Memory):
+            return
+        if family and before[0] == family:
+            for question, answer in before[1]:
+                memory.add(question, answer)
+            _LOG.debug("tier '%s' goes on with the conversation (%d turns)", tier.name, len(memory.turns))
+        else:
+            _LOG.info("tier '%s' is another model (%s): its conversation starts afresh (%d earlier turns not "
+                      "carried over)", tier.name, tier.model.name, len(before[1]))
+        self._conversation = (family, list(memory.turns))
 
     # -- turns --------------------------------------------------------------------------------
 

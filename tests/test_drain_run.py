@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from assistant.config import load_config
+from assistant.errors import ConfigError
 from assistant.drain.begin import active_run, start_run
 from assistant.drain.doc import parse_md_tables
 from assistant.drain.options import DrainOptions, Progress
@@ -92,3 +93,26 @@ def test_adaptive_drain_to_the_cutoff_and_its_report(tmp_path: Path, ladder_file
     ours = [r for r in study[1:] if r[6].startswith("this machine")]
     assert {r[1] for r in ours} == {"Q8_0", "Q2_K"} and all(r[7] == "simulated" for r in ours)
     assert any(r[6] == "Raspberry Pi 5 (LLMPi study, published)" for r in study[1:])
+
+
+def test_questions_every_s_seconds_idle_in_between(tmp_path: Path, ladder_files: dict[str, Path]) -> None:
+    """--every: a question every S seconds of the pack's time; between them the appliance idles, which costs the
+    pack its idle draw and nothing else."""
+    cfg = load_config(write_config(tmp_path, ladder_files, capacity_wh=5.0, time_scale=20.0))
+    out = tmp_path / "run"
+    opts = DrainOptions(prompts=write_prompts(tmp_path), every_s=60.0, max_turns=3)
+    assert opts.mode == "adaptive, a question every 60 s"
+    result = start_run(cfg, opts, out)
+    assert result.status == "stopped" and result.turns == 3
+    state = json.loads((out / "state.json").read_text())
+    scan = scan_turns(out / "turns.jsonl", json.loads((out / "meta.json").read_text())["run_id"])
+    samples, _, _ = read_samples(out / "battery.jsonl")
+    # three questions 3 s of real time apart (60 s of the pack's time at time scale 20); the last one is followed
+    # by a pause too
+    assert state["t_s"] >= 3 * 60.0 / 20.0
+    assert samples[-1]["pack_sim_s"] >= 3 * 60.0 - 1.0
+    assert len(scan.entries) == 3
+    idle = [-x["power_w"] for x in samples if x.get("turns") and x.get("power_w") is not None]
+    assert len(idle) >= 3 and min(idle) == pytest.approx(2.8 / 0.9, rel=0.1)  # the Pi 5's idle draw in the pauses
+    with pytest.raises(ConfigError, match="--every"):
+        DrainOptions(every_s=0.0)

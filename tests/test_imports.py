@@ -98,3 +98,35 @@ def test_no_import_cycle() -> None:
 def test_the_tier_policy_touches_no_file() -> None:
     """``power/tiers.py`` is the pure policy: it imports no model, engine or file code."""
     assert graph()["assistant.power.tiers"] <= {"assistant.messages", "assistant.errors", "assistant.power.cutoff"}
+
+
+_FIRST_IMPORT = """
+import importlib, os, sys
+import numpy, yaml  # third-party, loaded once: only the package's own order is in question
+failed = []
+for name in sys.argv[1:]:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            importlib.import_module(name)
+        except BaseException as exc:
+            print(f"{name}: {type(exc).__name__}: {exc}", flush=True)
+            os._exit(1)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    if status:
+        failed.append(name)
+sys.exit(1 if failed else 0)
+"""
+
+
+def test_every_module_imports_first_in_a_fresh_interpreter() -> None:
+    """A cycle through a package's ``__init__`` (importing ``a.b.c`` runs ``a.b`` first) fails only
+    when the module is the first one imported: each is imported first, in a child of its own."""
+    import subprocess
+    import sys
+
+    names = sorted(_modules())
+    done = subprocess.run([sys.executable, "-c", _FIRST_IMPORT, *names], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]

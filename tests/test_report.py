@@ -68,3 +68,26 @@ def test_document_renders_markdown_tables_that_parse_back() -> None:
     assert parse_md_tables(md) == [[["a", "b|c"], ["1", "x | y"], ["2", "-"]]]
     page = doc.render("html")
     assert "<b>bold</b> and <code>code</code> &lt;x&gt;" in page and '<td class="r">x | y</td>' in page
+
+
+def test_a_governor_run_reports_its_plan(tmp_path: Path, ladder_files: dict[str, Path]) -> None:
+    """A real governor drain (a question every 30 s of the pack's time): the report shows the target against what
+    the run lasted, the answers per tier and the plan over time, from the turn log's governor notes."""
+    cfg = load_config(write_config(tmp_path, ladder_files, capacity_wh=5.0, time_scale=30.0))
+    opts = DrainOptions(prompts=write_prompts(tmp_path), target_hours=5.0, every_s=30.0, max_turns=6)
+    assert start_run(cfg, opts, tmp_path / "g").turns == 6
+    write_report(tmp_path / "g")
+    text = (tmp_path / "g" / "report.md").read_text()
+    assert "## The governor's plan" in text and "target 5 h of the pack's time; 0." in text
+    assert "a question every 30 s of the pack's time" in text and "so far (the run is stopped, not at its cut-off)" in text
+    plan = next(t for t in parse_md_tables(text) if t[0][0] == "turn" and "governor chose" in t[0])
+    rows = [dict(zip(plan[0], r)) for r in plan[1:]]
+    assert rows[0]["turn"] == "0" and rows[0]["governor chose"] == "(threshold ladder)"
+    assert rows[0]["tier used"] == "q8_0" and "too little measured" in rows[0]["why"]
+    chosen = [r for r in rows if r["governor chose"] != "(threshold ladder)"]
+    assert chosen and all(r["governor chose"] == r["tier used"] for r in chosen)  # its choice is what ran
+    assert all(r["projected h on it"] != "-" for r in chosen if r["why"].startswith("tier "))
+    files = write_compare([tmp_path / "g"], tmp_path / "side")
+    runs = parse_md_tables(files[0].read_text())[0]
+    row = dict(zip(runs[0], runs[1]))
+    assert row["target h"] == "5" and row["answers by tier"].startswith("q8_0 ") and float(row["pack h"]) > 0

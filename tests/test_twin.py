@@ -176,3 +176,27 @@ def test_read_kv_skips_arrays_and_stops_at_a_cut(tmp_path: Path, smollm2: Path) 
     cut.write_bytes(smollm2.read_bytes()[:50_000])  # inside the vocabulary
     with pytest.raises(ModelError, match="cut short"):
         read_kv(cut, frozenset({"tokenizer.chat_template"}))
+
+
+def test_a_twin_remembers_what_it_generated_not_the_stand_in(tiny_twin: TwinBuild) -> None:
+    """A real model's next prompt starts with the reply it has just evaluated, so llama.cpp reuses it; the twin
+    remembers the text of its own tokens for the same reason (as far as that text tokenizes back to the same
+    tokens, which random tokens often do not), never the stand-in prose it speaks."""
+    from assistant.models.twin import twin_info
+    from assistant.speech.twin_responder import TwinResponder
+
+    path = tiny_twin.rungs[0].path
+    info = twin_info(path)
+    assert info is not None
+    r = TwinResponder(path, twin=info, n_ctx=512, threads=1, max_tokens=24, history_turns=4, system_prompt="Be brief.")
+    try:
+        spoken = "".join(r.respond("What is the capital of France?"))
+        first = r.last.prompt_total
+        (_, remembered), = r.memory.turns
+        assert remembered != spoken.strip() and r.last.text == spoken.strip()  # the stand-in is spoken, not kept
+        evaluated = r._llm.detokenize(list(r._llm._input_ids)[first:]).decode("utf-8", "replace")
+        assert evaluated and remembered.startswith(evaluated)  # the generated tokens (all but the last evaluated)
+        list(r.respond("And of Italy?"))
+        assert r.last.prompt_tokens <= r.last.prompt_total - first + 1  # the first prompt was not evaluated again
+    finally:
+        r.close()

@@ -47,6 +47,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--target-hours", type=float, metavar="H",
                    help="let the governor make the charge last H hours (of the pack's time), keeping the richest "
                         "tier that reaches it")
+    p.add_argument("--every", type=float, metavar="S", dest="every_s",
+                   help="ask a question every S seconds of the pack's time and idle in between, as an appliance "
+                        "is used (default: back to back); the governor's target needs it, since back to back "
+                        "every tier draws about the same power and only answers per charge differ")
+    p.add_argument("--costs-from", metavar="RUN_DIR", help="with --target-hours: the governor starts knowing what "
+                   "each tier cost per answer in that earlier run (as the appliance does from its turn log after "
+                   "a first day) instead of measuring each tier in this one")
     p.add_argument("--time-scale", type=float, metavar="N", help="simulated pack: simulated seconds per real second")
     p.add_argument("--capacity-wh", type=float, metavar="X", help="simulated pack: nominal capacity (Wh)")
     p.add_argument("--out", type=Path, metavar="RUN_DIR", help="run directory (default: STATE_DIR/drain/<run id>)")
@@ -159,7 +166,8 @@ def run_drain(args: argparse.Namespace, cfg: AssistantConfig) -> int:
                                 until_pct=None if brownout else args.until, until_brownout=brownout,
                                 time_scale=args.time_scale, target_hours=args.target_hours,
                                 capacity_wh=args.capacity_wh, speaker=args.speaker, max_turns=args.max_turns,
-                                shutdown=args.shutdown, twin=args.twin)
+                                shutdown=args.shutdown, twin=args.twin, every_s=args.every_s,
+                                costs_from=None if args.costs_from is None else str(args.costs_from))
             result = start_run(cfg, opts, args.out, progress=progress)
     finally:
         signal.signal(signal.SIGTERM, previous)

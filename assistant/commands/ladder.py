@@ -13,6 +13,7 @@ from assistant.config_edit import read_config_text, write_section
 from assistant.errors import ConfigError
 from assistant.models import embedded
 from assistant.models.ladder import DEFAULT_TYPES, LadderEntry, build_ladder, leaner_types
+from assistant.models.quant_types import is_quant
 from assistant.models.tier_ladder import ladder_to_tiers, offered
 from assistant.power.tiers import TierConfig
 
@@ -25,8 +26,16 @@ def add_build_ladder(models_sub: argparse._SubParsersAction) -> None:  # type: i
     """Add ``build-ladder`` to the ``models`` command group."""
     p = models_sub.add_parser("build-ladder", help="re-quantize a GGUF into a ladder of tiers",
                               description="Re-quantize a GGUF to several types with llama.cpp, read back the "
-                              "tensor types each file really holds, and optionally write the tiers section.")
-    p.add_argument("--source", type=Path, help="GGUF to quantize (default: llm.model, else the embedded SmolLM2)")
+                              "tensor types each file really holds, and optionally write the tiers section. "
+                              "Give --source more than once for a mixed ladder: the rungs of every model, "
+                              "ordered by the bytes of weights a token reads (a small model's Q4_K_M may sit "
+                              "above a big model's Q2_K); each tier's name then starts with its model's, and "
+                              "moving between two models' tiers starts a new conversation. A type is built "
+                              "only where it is leaner than its source (never re-quantized up).")
+    p.add_argument("--source", action="append", metavar="GGUF[:TYPES]",
+                   help="GGUF to quantize (default: llm.model, else the embedded SmolLM2); repeat it for a mixed "
+                        "ladder; ':TYPES' gives this model its own comma-separated types, ':' alone none (the "
+                        "file itself is the one rung)")
     p.add_argument("--types", default=",".join(DEFAULT_TYPES),
                    help=f"comma-separated llama.cpp types (default: {','.join(DEFAULT_TYPES)})")
     p.add_argument("--out", type=Path, help="output directory (default: MODELS_DIR/ladder)")
@@ -81,33 +90,57 @@ def _table(entries: list[LadderEntry]) -> str:
     return "\n".join(rows)
 
 
+def parse_source(text: str, default_types: list[str]) -> tuple[Path, list[str]]:
+    """``FILE`` or ``FILE:TYPES`` (``FILE:`` = no types) of ``--source``; a colon followed by something that is
+    not a list of type names belongs to the file name."""
+    path, sep, tail = text.rpartition(":")
+    if sep and path and all(is_quant(t.strip()) for t in tail.split(",") if t.strip()):
+        return Path(path).expanduser(), [t.strip() for t in tail.split(",") if t.strip()]
+    return Path(text).expanduser(), default_types
+
+
 def run_build_ladder(args: argparse.Namespace, cfg: AssistantConfig) -> int:
     """Handler of ``assistant models build-ladder``."""
-    source: Path = args.source or cfg.llm.model or embedded.smollm2_gguf()
     out_dir: Path = (args.out or cfg.paths.models_dir / "ladder").expanduser()
     types = [t for t in args.types.split(",") if t.strip()]
     if not types:
         raise ConfigError("--types lists no quantization type")
+    given = args.source or [str(cfg.llm.model or embedded.smollm2_gguf())]
+    sources = [parse_source(text, types) for text in given]
+    if len({p.resolve() for p, _ in sources}) != len(sources):
+        raise ConfigError("--source names the same file twice")
     if args.write_config is not None:
         read_config_text(args.write_config)  # fail before the slow part, not after it
-    entries = build_ladder(source, out_dir, types, threads=args.threads,
-                           allow_ternary=args.allow_ternary, force=args.force)
-    _, skipped = leaner_types([t.strip().upper() for t in types], entries[0].label, entries[0].info.bits_per_weight)
-    rungs, why = offered(entries)
-    notes = skipped + why
+    entries: list[LadderEntry] = []
+    groups: list[list[LadderEntry]] = []
+    rungs: list[LadderEntry] = []
+    notes: list[str] = []
+    for source, source_types in sources:
+        built = build_ladder(source, out_dir, source_types, threads=args.threads,
+                             allow_ternary=args.allow_ternary, force=args.force)
+        _, skipped = leaner_types([t.strip().upper() for t in source_types], built[0].label,
+                                  built[0].info.bits_per_weight)
+        offer, why = offered(built)
+        prefix = f"{source.name}: " if len(sources) > 1 else ""
+        notes += [prefix + n for n in skipped + why]
+        entries += built
+        groups.append(built)
+        rungs += offer
     tiers = ladder_to_tiers(rungs)
     if args.write_config is not None:
         write_tiers_config(args.write_config, tiers)
     if args.json:
-        print(json.dumps({"source": str(source), "out": str(out_dir),
+        print(json.dumps({"source": str(sources[0][0]), "sources": [str(p) for p, _ in sources], "out": str(out_dir),
                           "entries": [e.to_dict() for e in entries], "notes": notes, "tiers": tiers_to_mapping(tiers),
                           "config_written": str(args.write_config) if args.write_config else None}, indent=2))
         return 0
-    print(f"ladder from {source}\n       into {out_dir}\n")
-    print(_table(entries))
+    for (source, _), group in zip(sources, groups):
+        print(f"ladder from {source}\n       into {out_dir}\n")
+        print(_table(group) + "\n")
     for note in notes:
         print(f"  - {note}")
-    print("\ntiers (richest real bits per weight first):")
+    order = "the bytes of weights a token reads" if len(sources) > 1 else "real bits per weight"
+    print(f"\ntiers (richest first, by {order}):")
     for t in tiers.tiers:
         model = t.model.name if t.model is not None else "-"
         print(f"  {t.name:<10} {t.kind:<8} SoC >= {t.enter_soc_pct:>4g} %  {model}")

@@ -54,6 +54,27 @@ class TierRow:
     """The tier's word counts are estimates (turns logged with ``words_estimated``), not counted replies."""
 
 
+@dataclass(frozen=True)
+class PlanRow:
+    """The governor's plan before one turn, as the report shows it over the run."""
+
+    seq: int
+    """The turn's place in the run (0 = first)."""
+    pack_h: float | None
+    """Hours of the pack's time since the run began, when the turn ended."""
+    soc_pct: float | None
+    """State of charge before the turn (%)."""
+    target_left_h: float | None
+    """Hours to the target from the turn (None without one)."""
+    chosen: str | None
+    """The tier the governor chose; None: the threshold ladder decided."""
+    tier: str | None
+    """The tier the turn ran on."""
+    projected_h: float | None
+    """Hours the pack would last on the turn's tier, as projected before the turn (None: not known yet)."""
+    reason: str
+
+
 @dataclass
 class RunData:
     """Everything the report needs from one run directory."""
@@ -122,6 +143,50 @@ class RunData:
     def real_rate_j(self) -> float:
         """The pack energy of the run at the real rate: drawn energy over the simulation's time scale (J)."""
         return self.pack_drawn_j / self.time_scale
+
+    @property
+    def target_hours(self) -> float | None:
+        """The governor's target of the run (hours of the pack's time), None without one."""
+        value = (self.meta.get("options") or {}).get("target_hours")
+        return float(value) if isinstance(value, (int, float)) else None
+
+    @property
+    def every_s(self) -> float | None:
+        """Seconds of the pack's time between questions (``--every``), None for back to back."""
+        value = (self.meta.get("options") or {}).get("every_s")
+        return float(value) if isinstance(value, (int, float)) else None
+
+    @property
+    def pack_hours(self) -> float:
+        """How long the run lasted in the pack's time (h): simulated hours on the simulated pack."""
+        if self.samples and self.samples[-1].get("pack_sim_s") is not None:
+            return float(self.samples[-1]["pack_sim_s"]) / 3600.0
+        return float(self.state.get("t_s") or 0.0) * self.time_scale / 3600.0
+
+    @property
+    def answers_by_tier(self) -> dict[str, int]:
+        """LLM answers per tier, richest first (the order the per-tier table has)."""
+        out = {r.tier: 0 for r in self.rows if r.kind == "llm"}
+        for r in self.records:
+            if r.kind == "llm" and not r.error and not r.cancelled and r.tier is not None:
+                out[r.tier] = out.get(r.tier, 0) + 1
+        return out
+
+    def plan(self) -> list[PlanRow]:
+        """The governor's plan before every turn that has one (``TurnLogEntry.governor``), in order."""
+        first = self.samples[0] if self.samples else {}
+        start = float(first.get("unix") or 0.0) - float(first.get("t_s") or 0.0)  # the run's start, wall clock
+        out: list[PlanRow] = []
+        for seq, r in enumerate(self.records):
+            note = r.governor
+            if note is None:
+                continue
+            hours = note.hours.get(r.tier or "") if r.tier else None
+            out.append(PlanRow(seq=seq, pack_h=(r.unix - start) * self.time_scale / 3600.0 if start and r.unix else None,
+                               soc_pct=r.battery_before.soc_pct if r.battery_before is not None else None,
+                               target_left_h=note.target_hours_left, chosen=note.tier, tier=r.tier,
+                               projected_h=hours, reason=note.reason))
+        return out
 
     @property
     def words_per_charge_whole(self) -> float | None:

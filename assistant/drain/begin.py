@@ -121,8 +121,13 @@ def _open(cfg: AssistantConfig, opts: DrainOptions, files: RunFiles, gauge: Gaug
         if opts.until_brownout and isinstance(the_gauge, SimulatedPack):
             raise DrainError("--until brownout needs a real battery gauge: a simulated pack does not brown out")
         # A drain run on the simulated pack is a simulation: its readings walk the tiers down.
-        return Session(cfg, with_asr=True, gauge=the_gauge, turn_log=files.turns, pin_tier=opts.tier,
-                       simulation=True)
+        session = Session(cfg, with_asr=True, gauge=the_gauge, turn_log=files.turns, pin_tier=opts.tier,
+                          simulation=True)
+        if opts.costs_from is not None:
+            earlier = RunFiles(Path(opts.costs_from))
+            session.costs.add_entries(scan_turns(earlier.turns, str(earlier.load_meta()["run_id"])).entries,
+                                      asked=False)
+        return session
     except BaseException:
         the_gauge.close()
         raise

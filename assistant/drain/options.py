@@ -47,6 +47,12 @@ class DrainOptions:
     (simulated hours on the simulated pack); None: ``governor`` of the configuration."""
     twin: bool = False
     """Run on the speed twin's ladder (``assistant models make-twin``) instead of the configured tiers."""
+    costs_from: str | None = None
+    """Another run's directory whose turns tell the governor what each tier costs per answer from the start,
+    as the appliance's own turn log does after its first day; None: it measures them in this run."""
+    every_s: float | None = None
+    """A question every this many seconds of the pack's time (simulated seconds on the simulated pack), the
+    appliance idling in between; None: back to back. A turn that runs longer is followed at once."""
 
     def __post_init__(self) -> None:
         if self.until_pct is not None and not 0.0 <= self.until_pct < 100.0:
@@ -65,6 +71,8 @@ class DrainOptions:
             raise ConfigError(f"sample period {self.sample_period_s:g} s must be positive")
         if self.target_hours is not None and self.target_hours <= 0:
             raise ConfigError(f"--target-hours {self.target_hours:g} must be positive")
+        if self.every_s is not None and self.every_s <= 0:
+            raise ConfigError(f"--every {self.every_s:g} must be a positive number of seconds")
 
     @property
     def until(self) -> str:
@@ -81,6 +89,8 @@ class DrainOptions:
             mode = f"pinned {self.tier}"
         else:
             mode = "adaptive" if self.target_hours is None else f"governor {self.target_hours:g} h"
+        if self.every_s is not None:
+            mode = f"{mode}, a question every {self.every_s:g} s"
         return f"{mode} on the speed twin" if self.twin else mode
 
     def to_json(self) -> dict[str, Any]:

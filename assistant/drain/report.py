@@ -15,6 +15,7 @@ from assistant.drain.doc import Bullets, Doc, Format, Heading, Image, Para, Tabl
 from assistant.drain.facts import describe_machine
 from assistant.atomic import write_json_atomic, write_text_atomic
 from assistant.drain.runlog import DrainError
+from assistant.power.governor import TARGET_WITHIN
 
 _LOG = logging.getLogger(__name__)
 
@@ -99,6 +100,11 @@ def study_rows(runs: list[RunData]) -> list[list[str]]:
     return out
 
 
+def _load_mean(run: RunData) -> str:
+    loads = [float(x["load_1m"]) for x in run.samples if isinstance(x.get("load_1m"), (int, float))]
+    return f(sum(loads) / len(loads) if loads else None)
+
+
 def _facts(run: RunData) -> list[list[str]]:
     m, pack, st = run.meta, run.meta.get("pack") or {}, run.state
     segs = len(run.segments)
@@ -146,6 +152,59 @@ def _facts(run: RunData) -> list[list[str]]:
     return rows
 
 
+PLAN_HEADER = ["turn", "pack time h", "SoC %", "target in h", "governor chose", "tier used", "projected h on it",
+               "why"]
+PLAN_ROWS = 40
+"""The plan table shows the turns where the plan changed; past this many rows, the first and last half of them."""
+
+
+def by_tier(run: RunData) -> str:
+    """``q8_0 12, q4_k_m 30`` : LLM answers per tier, richest first."""
+    return ", ".join(f"{t} {n}" for t, n in run.answers_by_tier.items() if n) or "-"
+
+
+def target_line(run: RunData) -> str:
+    """How long the run lasted against its governor target, in words."""
+    lasted = run.pack_hours
+    if run.target_hours is None:
+        return f"lasted {lasted:.2f} h of the pack's time; no target"
+    if run.state.get("status") != "finished":
+        return (f"target {run.target_hours:g} h of the pack's time; {lasted:.2f} h so far (the run is "
+                f"{run.state.get('status')}, not at its cut-off)")
+    off = (lasted - run.target_hours) / run.target_hours
+    done = "met" if abs(off) <= TARGET_WITHIN else "missed" if off < 0 else "outlasted (richer tiers were affordable)"
+    return (f"target {run.target_hours:g} h of the pack's time, lasted {lasted:.2f} h ({100 * off:+.1f} %): {done} "
+            f"(within {100 * TARGET_WITHIN:.0f} % counts as met)")
+
+
+def plan_rows(run: RunData) -> list[list[str]]:
+    """The governor's plan over the run: the first turn, every turn where its choice or the tier changed, the last."""
+    plan = run.plan()
+    keep = [row for i, row in enumerate(plan) if i in (0, len(plan) - 1)
+            or (row.chosen, row.tier) != (plan[i - 1].chosen, plan[i - 1].tier)]
+    if len(keep) > PLAN_ROWS:
+        keep = keep[: PLAN_ROWS // 2] + keep[-PLAN_ROWS // 2 :]
+    return [[str(r.seq), f(r.pack_h), f(r.soc_pct, ".1f"), f(r.target_left_h), r.chosen or "(threshold ladder)",
+             r.tier or "-", f(r.projected_h), r.reason] for r in keep]
+
+
+def add_governor(doc: Doc, run: RunData) -> None:
+    """The governor's section: the target against what the run lasted, answers per tier, the plan over time."""
+    plan = run.plan()
+    if run.target_hours is None and not plan:
+        return
+    decided = sum(1 for r in plan if r.chosen is not None)
+    rate = ("questions back to back" if run.every_s is None else
+            f"a question every {run.every_s:g} s of the pack's time")
+    doc.add(Heading("The governor's plan"), Para(
+        f"{target_line(run)}; {rate}. LLM answers per tier: {by_tier(run)}. The governor chose the tier of "
+        f"{decided} of {len(run.records)} turns; before that the threshold ladder did (too little measured). "
+        "Before every turn it projects, from what each tier has cost per answer, the idle draw and the rate of "
+        "questions, how long the pack lasts on each tier, and keeps the richest one that reaches the target "
+        f"with a margin. Turns where the plan changed (of {len(plan)} planned):"),
+        Table(PLAN_HEADER, plan_rows(run), "rrrrllrl"))
+
+
 def build_doc(run: RunData, images: dict[str, str]) -> Doc:
     """The report of one run."""
     doc = Doc(f"Drain run {run.run_id}")
@@ -167,6 +226,7 @@ def build_doc(run: RunData, images: dict[str, str]) -> Doc:
     doc.add(Heading("Latency per tier (p50 / p95, s after the end of the question)"),
             Table(["tier", "ASR final", "first token", "first audio", "whole turn"], lat),
             Image(images["latency"], "latency per tier"))
+    add_governor(doc, run)
     add_study(doc, [run])
     return doc
 
@@ -230,18 +290,26 @@ def write_compare(run_dirs: list[Path], out_dir: Path, *, fmt: Format = "md") ->
     doc.add(Para(f"Energy in these runs: **{', '.join(k.upper() for k in kinds)}**." + (
         " Simulated energy comes from a power model driven by real CPU time, not from a measurement."
         if "simulated" in kinds else "")))
-    facts = [[r.run_id, str(r.meta.get("mode")), str(r.state.get("status")), str(len(r.records)), str(r.words),
-              f(r.answers_per_charge_whole, ",.0f"), f(r.words_per_charge_whole, ",.0f"),
-              f"{float(r.state.get('t_s') or 0) / 60:.1f}", f"{r.pack_drawn_j:,.0f}", _pct(r.pack_share),
-              r.energy_kind, str(r.root)] for r in runs]
-    doc.add(Heading("Runs"), Table(["run", "mode", "status", "turns", "words", "answers/charge", "words/charge", "min",
-                                    "pack J", "of pack", "energy", "directory"], facts, "lllrrrrrrrll"))
+    facts = [[r.run_id, str(r.meta.get("mode")), str(r.state.get("status")), str(len(r.records)), str(r.answers),
+              by_tier(r), str(r.words), f(r.answers_per_charge_whole, ",.0f"), f(r.words_per_charge_whole, ",.0f"),
+              f"{float(r.state.get('t_s') or 0) / 60:.1f}", f"{r.pack_hours:.2f}",
+              "-" if r.target_hours is None else f"{r.target_hours:g}", f"{r.pack_drawn_j:,.0f}", _pct(r.pack_share),
+              _load_mean(r), r.energy_kind, str(r.root)] for r in runs]
+    doc.add(Heading("Runs"), Table(["run", "mode", "status", "turns", "LLM answers", "answers by tier", "words",
+                                    "answers/charge", "words/charge", "min", "pack h", "target h", "pack J",
+                                    "of pack", "load", "energy", "directory"], facts, "llllrlrrrrrrrrrll"))
+    doc.add(Para("pack h: how long the run lasted in the pack's time (simulated hours on the simulated pack); "
+                 "load: mean 1-minute load average of the machine during the run (other work slows turns and, "
+                 "through the idle draw over a longer turn, costs energy)."))
     for r in runs:
         note = twin_note(r)
         if note is not None:
             doc.add(Para(f"{r.run_id}: {note}"))
     rows = [[r.run_id, str(r.meta.get("mode"))] + row for r in runs for row in tier_rows(r)]
     doc.add(Heading("Per tier"), Table(["run", "mode"] + TIER_HEADER, rows, "ll" + "llrrrrrrrrrl"))
+    for r in runs:
+        if r.target_hours is not None or r.plan():
+            doc.add(Para(f"{r.run_id} ({r.meta.get('mode')}): {target_line(r)}; LLM answers per tier: {by_tier(r)}."))
     doc.add(Image(plots.compare(runs, out_dir / "compare.png").name, "TPJ and W/BL of every run"))
     add_study(doc, runs)
     out = out_dir / f"compare.{fmt}"

@@ -239,11 +239,29 @@ class DrainLoop:
             if tier.kind == "shutdown" and not self.opts.until_brownout:
                 soc = reading.soc_pct if reading is not None else None
                 return "finished", f"the tier policy chose shutdown (SoC {soc if soc is None else round(soc, 1)} %)"
+            asked = self.clock.now()
             entry = self.one_turn(seq)
             self.state.add_turn(entry, seq)
             self.state.update(tier=entry.tier)
             self.sampler.sample_now()  # a sample at every turn's end: the pack's state is never older than a turn
             self._report(self.session.reading())
+            self._idle_until(asked)
+
+    def _idle_until(self, asked: float) -> None:
+        """With ``every_s``, idle until the next question is due (the pack's seconds, so real seconds / time
+        scale), ending early when the pack reaches the cut-off."""
+        if self.opts.every_s is None:
+            return
+        scale = self.pack.time_scale if self.pack is not None else 1.0
+        due = asked + self.opts.every_s / scale
+        while (left := due - self.clock.now()) > 0:
+            time.sleep(min(left, IDLE_CHECK_S))
+            if self.cutoff(self.session.reading()) is not None:
+                return
+
+
+IDLE_CHECK_S = 1.0
+"""Between questions (``--every``) the cut-off is checked this often (real s)."""
 
 
 def _load() -> float | None:

@@ -83,6 +83,9 @@ class CatalogueEntry:
     """LLM only: chat template family, e.g. ``llama3`` or ``chatml`` (the GGUF carries the template)."""
     ladder: tuple[str, ...] = ()
     """LLM only: llama.cpp types to build from the installed file after install, e.g. ``Q6_K``."""
+    unsupported: str | None = None
+    """Why the appliance cannot use this model today: it is listed for what it stands for, has no files and
+    is never installed (``install`` refuses it with this reason)."""
 
     @property
     def is_zip(self) -> bool:
@@ -115,7 +118,7 @@ _SCALARS: dict[str, type] = {
     "kind": str, "description": str, "licence": str, "language": str, "quant": str, "notes": str,
     "homepage": str, "ram_mb": int, "embedded": bool, "package": str, "path": str, "url": str, "size": int,
     "sha256": str, "top_dir": str, "unpacked_size": int, "architecture": str, "context_length": int,
-    "chat_template": str,
+    "chat_template": str, "unsupported": str,
 }
 _LISTS = {"files", "ladder"}
 _FILE_FIELDS: dict[str, type] = {"url": str, "size": int, "sha256": str, "name": str, "quant": str}
@@ -185,6 +188,10 @@ def _entry(key: str, value: Any, filename: str) -> CatalogueEntry:
             raise ConfigError(f"{where}: an embedded model needs 'package' and 'path'")
         if value.get("files") or value.get("url"):
             raise ConfigError(f"{where}: an embedded model takes no 'files' or 'url'")
+        return CatalogueEntry(name=key, **scalars, ladder=ladder)
+    if value.get("unsupported"):
+        if value.get("files") or value.get("url"):
+            raise ConfigError(f"{where}: an unsupported model has no 'files' or 'url' to install")
         return CatalogueEntry(name=key, **scalars, ladder=ladder)
     files = _files(value, where)
     top = value.get("top_dir") or (None if files[0].name.lower().endswith(".zip") else key)

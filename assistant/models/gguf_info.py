@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import mmap
 import struct
@@ -44,6 +45,10 @@ class GgufInfo:
     """Training context length (tokens), ``<arch>.context_length``."""
     chat_template: bool
     """The file carries ``tokenizer.chat_template``."""
+    family: str = ""
+    """What makes two files the same model in another quantization: a digest of the architecture, the
+    shapes (layers, widths, heads, vocabulary) and the tokenizer and chat template. Re-quantizing keeps
+    it; another model, or the same network with another template or tokenizer, has another."""
 
     @property
     def bits_per_weight(self) -> float:
@@ -83,6 +88,7 @@ class GgufInfo:
             "file_type": self.file_type,
             "context_length": self.context_length,
             "chat_template": self.chat_template,
+            "family": self.family,
         }
 
 
@@ -172,6 +178,7 @@ def _read(path: Path, size: int) -> GgufInfo:
     arch = arch if isinstance(arch, str) else None
     ctx = kv.get(f"{arch}.context_length") if arch else None
     model_name = kv.get("general.name")
+    vocab = next((dims for name, dims, _, _ in header.tensors if name == "token_embd.weight"), ())
     info = GgufInfo(
         path=path,
         size_bytes=size,
@@ -185,6 +192,7 @@ def _read(path: Path, size: int) -> GgufInfo:
         file_type=_file_type_name(kv.get("general.file_type")),
         context_length=ctx if isinstance(ctx, int) and not isinstance(ctx, bool) else None,
         chat_template=bool(kv.get("tokenizer.chat_template")),
+        family=_family(kv, arch, vocab),
     )
     if end > size:
         raise ModelError(f"{path} is truncated: tensor data ends at byte {end}, the file has {size}")
@@ -192,6 +200,19 @@ def _read(path: Path, size: int) -> GgufInfo:
         raise ModelError(f"{path} holds no tensors")
     _LOG.debug("%s: %d tensors, %.2f bpw, %s", path.name, info.tensor_count, info.bits_per_weight, info.type_summary())
     return info
+
+_FAMILY_KEYS = ("block_count", "embedding_length", "feed_forward_length", "attention.head_count",
+                "attention.head_count_kv", "expert_count")
+"""The ``<arch>.`` keys whose values a quantization keeps and another model of the same architecture changes."""
+
+
+def _family(kv: dict[str, Any], arch: str | None, vocab: tuple[int, ...]) -> str:
+    """``GgufInfo.family``: a short digest of what a re-quantization keeps (never the tensor types)."""
+    parts: list[object] = [arch, *(kv.get(f"{arch}.{k}") for k in _FAMILY_KEYS), vocab,
+                           kv.get("tokenizer.ggml.model"), kv.get("tokenizer.ggml.pre"),
+                           kv.get("tokenizer.chat_template")]
+    return hashlib.sha256(repr(parts).encode("utf-8")).hexdigest()[:16]
+
 
 _SCALAR_FORMATS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
 """GGUF value type -> struct format (little-endian) of the fixed-size scalar types; 8 is a string, 9 an array."""

@@ -86,6 +86,8 @@ def install(name: str, *, models_dir: Path, from_file: Path | None = None, progr
         raise InstallError(f"unknown model '{name}'; known: {', '.join(sorted(cat))}")
     if entry.embedded:
         raise InstallError(f"'{name}' comes inside the package '{entry.package}': nothing to install")
+    if entry.unsupported:
+        raise InstallError(f"'{name}' is listed but cannot be used today: {entry.unsupported}")
     models_dir = ensure_models_dir(models_dir)
     with install_lock(models_dir):
         old = read_manifest(models_dir).get(name)

@@ -82,7 +82,8 @@ class ModelListing:
     name: str
     kind: str
     status: str
-    """``embedded``, ``installed``, ``not installed`` or ``missing`` (embedded package absent)."""
+    """``embedded``, ``installed``, ``not installed``, ``not supported`` (listed, cannot be used today) or
+    ``missing`` (embedded package absent)."""
     path: Path | None
     size: int | None
     """Installed: downloaded bytes; embedded: bytes of its files; otherwise the catalogue's download size."""
@@ -109,8 +110,8 @@ def list_models(*, models_dir: Path, catalogue: dict[str, CatalogueEntry] | None
             r = records[name]
             out.append(ModelListing(name, e.kind, "installed", r.path, r.size, r.sha256, e.licence, e.description))
         else:
-            out.append(ModelListing(name, e.kind, "not installed", None, e.download_size, e.sha256, e.licence,
-                                    e.description))
+            status = "not supported" if e.unsupported else "not installed"
+            out.append(ModelListing(name, e.kind, status, None, e.download_size, e.sha256, e.licence, e.description))
     for name, r in records.items():
         if name not in cat:
             out.append(ModelListing(name, r.kind, "installed", r.path, r.size, r.sha256, "?", "not in the catalogue"))
@@ -147,7 +148,8 @@ def available(*, models_dir: Path, catalogue: dict[str, CatalogueEntry] | None =
     total = mem_total_mb(meminfo)
     rows = []
     for name, e in cat.items():
-        status = "embedded" if e.embedded else "installed" if name in records else "not installed"
+        status = ("embedded" if e.embedded else "installed" if name in records else
+                  "not supported" if e.unsupported else "not installed")
         fits = None if total is None or e.ram_mb is None else e.ram_mb <= total - RESERVE_MB
         rows.append(Availability(e, status, fits))
     return total, rows

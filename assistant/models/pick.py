@@ -110,6 +110,8 @@ def plan_for_device(catalogue: dict[str, CatalogueEntry], mem_total_mb: int | No
         entry = catalogue.get(name)
         if entry is None:
             raise InstallError(f"--pick {name}: no such model in the catalogue ({', '.join(sorted(catalogue))})")
+        if entry.unsupported:
+            raise InstallError(f"--pick {name}: it cannot be used today: {entry.unsupported}")
         role = "vosk" if entry.kind == "pocketsphinx" else entry.kind
         if role not in ROLE_NAMES:
             raise InstallError(f"--pick {name}: a {entry.kind} model has no role on the device")

@@ -14,7 +14,7 @@ from pathlib import Path
 from assistant.errors import ModelError, ModelNotFound
 from assistant.models import embedded
 from assistant.models.ladder import DEFAULT_TYPES, LadderEntry, ladder_file, leaner_types, read_sidecar
-from assistant.models.quant_types import FLOAT_TYPES, NOMINAL_BPW, quant_of
+from assistant.models.quant_types import FLOAT_TYPES, NOMINAL_BPW, model_name, quant_of
 from assistant.power.tiers import Tier, TierConfig
 from assistant.models.gguf_info import check_gguf
 
@@ -96,14 +96,24 @@ def _tiers(rungs: Sequence[tuple[str, Path, str]], spread: Spread) -> TierConfig
 
 
 def ladder_to_tiers(entries: Sequence[LadderEntry], *, spread: Spread = SPREAD) -> TierConfig:
-    """A tier per entry, richest real bits per weight first, spread by ``spread``; below the LLM tiers fixed
-    phrases, then shutdown (at the pack's empty point, ``battery.empty_soc_pct``)."""
+    """A tier per rung (a model file and its type), costliest first, spread by ``spread``; below the LLM tiers
+    fixed phrases, then shutdown (at the pack's empty point, ``battery.empty_soc_pct``).
+
+    The rungs may be quantizations of one model or of several (a mixed ladder: a small model's Q4_K_M can
+    answer better than a big model's Q2_K). They are ordered by the bytes of weights a token reads, which
+    is what a token costs where decoding is memory-bound (a Pi): for one model that is the order of real
+    bits per weight. In a mixed ladder each tier's name starts with its model's, and switching between
+    tiers of two models starts a new conversation (``GgufInfo.family``).
+    """
     if not entries:
         raise ModelError("the ladder is empty: nothing to make tiers from")
+    mixed = len({e.info.family for e in entries}) > 1
     used: set[str] = set()
     rungs: list[tuple[str, Path, str]] = []
-    for entry in sorted(entries, key=lambda e: -e.info.bits_per_weight):
+    for entry in sorted(entries, key=lambda e: (-e.info.tensor_bytes, -e.info.bits_per_weight)):
         name = entry.label.lower()
+        if mixed:
+            name = f"{model_name(entry.path).lower()}-{name}"
         if name in used:
             name = f"{name}-{'source' if entry.is_source else entry.requested.lower()}"
         used.add(name)

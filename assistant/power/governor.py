@@ -70,6 +70,11 @@ MIN_ANSWERS = 3
 """Answers measured on a tier before its cost is believed."""
 MARGIN = 0.05
 """A tier meets the target when it lasts this much longer than the target (share of the time left)."""
+UP_MARGIN = 0.10
+"""Moving up to a richer tier needs it to last this much longer than the target (see ``plan``)."""
+TARGET_WITHIN = 0.05
+"""A charge that lasted within this share of the target either way met it (short: missed; longer: the
+richer tiers it passed over were affordable)."""
 
 
 @dataclass(frozen=True)
@@ -134,7 +139,8 @@ def outlook(tier: str, cost: TierCost | None, *, remaining_j: float, idle_w: flo
 
 
 def plan(ladder: Sequence[str], costs: dict[str, TierCost], *, remaining_j: float, idle_w: float,
-         per_hour: float | None, hours_left: float | None) -> Plan:
+         per_hour: float | None, hours_left: float | None, current: str | None = None,
+         rate_known: bool = True) -> Plan:
     """The richest tier of ``ladder`` (richest first, available tiers only) whose projected life reaches
     ``hours_left``.
 
@@ -143,6 +149,14 @@ def plan(ladder: Sequence[str], costs: dict[str, TierCost], *, remaining_j: floa
     measured tier is only learnt by using it). With every known tier short of the target, the leanest
     is chosen. Without a target, or before any tier has ``MIN_ANSWERS`` measured answers, the
     governor has no choice to make (``tier`` None): the threshold ladder decides.
+
+    ``rate_known`` False (fewer than two questions in the rate window, as at the start of a day whose
+    costs come from earlier days' turn log) leaves the choice to the threshold ladder too: ``per_hour``
+    None then means "not known", not "back to back".
+
+    A tier richer than ``current`` (the tier in use) must reach the target by ``UP_MARGIN`` rather than
+    ``MARGIN``: every change of tier loads another model file and evaluates the conversation again,
+    so the plan does not move up for a projection that the next turn may take back.
     """
     looks = tuple(outlook(t, costs.get(t), remaining_j=remaining_j, idle_w=idle_w, per_hour=per_hour,
                           hours_left=hours_left) for t in ladder)
@@ -150,9 +164,15 @@ def plan(ladder: Sequence[str], costs: dict[str, TierCost], *, remaining_j: floa
         return Plan(None, "no target set", looks, None)
     if not any(o.hours is not None for o in looks):
         return Plan(None, "too little measured yet: the threshold ladder decides", looks, hours_left)
-    for o in looks:
+    if not rate_known:  # costs from earlier days, no question yet today: projecting back to back would pick the leanest
+        return Plan(None, "too few questions yet to know how often they come: the threshold ladder decides",
+                    looks, hours_left)
+    at = list(ladder).index(current) if current is not None and current in ladder else None
+    for i, o in enumerate(looks):
         if o.hours is None:
             return Plan(o.tier, f"measuring what tier {o.tier} costs per answer", looks, hours_left)
+        if at is not None and i < at and o.hours < hours_left * (1.0 + UP_MARGIN):
+            continue  # richer than the tier in use, and not by enough to move up
         if o.meets_target:
             return Plan(o.tier, f"tier {o.tier} lasts {o.hours:.1f} h, the target is {hours_left:.1f} h away",
                         looks, hours_left)
@@ -161,10 +181,31 @@ def plan(ladder: Sequence[str], costs: dict[str, TierCost], *, remaining_j: floa
                 f"{lean.hours or 0:.1f} h", looks, hours_left)
 
 
-def remaining_energy_j(soc_pct: float, empty_soc_pct: float, usable_j: float) -> float:
-    """Energy left until the empty point (J), the usable energy being what a full pack gives down to it."""
+MIN_SOC_DROP_PCT = 3.0
+"""State of charge the pack must have given up before the energy that took is believed over the configured
+usable energy (%): gauges report whole or tenth percents, and a small drop says little."""
+
+
+def energy_per_pct(drawn_j: float, soc_from: float, soc_to: float) -> float | None:
+    """Joules per percent of state of charge, as measured: ``drawn_j`` taken from the pack while its state of
+    charge fell from ``soc_from`` to ``soc_to``; None under ``MIN_SOC_DROP_PCT`` or without energy."""
+    drop = soc_from - soc_to
+    if drop < MIN_SOC_DROP_PCT or drawn_j <= 0:
+        return None
+    return drawn_j / drop
+
+
+def remaining_energy_j(soc_pct: float, empty_soc_pct: float, usable_j: float, *,
+                       j_per_pct: float | None = None) -> float:
+    """Energy left until the empty point (J): from the measured joules per percent of state of charge when
+    known (``energy_per_pct``), else the usable energy being what a full pack gives down to the empty point
+    (``battery.capacity_wh`` x ``usable_fraction``: the configuration's word, which an aged or a simulated
+    pack need not keep)."""
+    left = max(0.0, soc_pct - empty_soc_pct)
+    if j_per_pct is not None:
+        return left * j_per_pct
     span = 100.0 - empty_soc_pct
-    return max(0.0, soc_pct - empty_soc_pct) / span * usable_j if span > 0 else 0.0
+    return left / span * usable_j if span > 0 else 0.0
 
 
 class Costs:
@@ -184,12 +225,17 @@ class Costs:
             self._turns.setdefault(tier, deque(maxlen=self.window)).append((joules, seconds))
         self._asked.append(at)
 
-    def add_entries(self, entries: Iterable[TurnLogEntry]) -> None:
-        """Turn-log entries (earlier runs count too): every answered turn with an energy figure."""
+    def add_entries(self, entries: Iterable[TurnLogEntry], *, asked: bool = True) -> None:
+        """Turn-log entries (earlier runs count too): every answered turn with an energy figure. With
+        ``asked`` False only what each turn cost is taken, not when it was asked (another run's turns say
+        nothing about the rate of questions now)."""
         for e in entries:
             if e.tier is not None and not e.error and not e.cancelled and e.energy_j is not None \
                     and e.energy_s is not None and e.unix:
-                self.add_turn(e.tier, e.energy_j, e.energy_s, e.unix)
+                if asked:
+                    self.add_turn(e.tier, e.energy_j, e.energy_s, e.unix)
+                elif e.energy_j > 0 and e.energy_s > 0:
+                    self._turns.setdefault(e.tier, deque(maxlen=self.window)).append((e.energy_j, e.energy_s))
 
     def cost(self, tier: str) -> TierCost | None:
         turns = self._turns.get(tier)

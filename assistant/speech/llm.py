@@ -75,7 +75,15 @@ class Responder(Protocol):
 
 @dataclass
 class Memory:
-    """Bounded conversation memory: the last question/answer pairs that fit."""
+    """Bounded conversation memory: at most ``max_turns`` question/answer pairs.
+
+    When it is full, the older half is forgotten at once rather than one pair at every question. The
+    prompt begins with the memory, and llama.cpp reuses what it has evaluated only up to the first token
+    that differs: dropping the oldest pair every time changes the prompt right after the system prompt,
+    so the whole remembered conversation (about 400 tokens with four pairs) would be evaluated again
+    before every reply, which costs about as much as the reply itself. Forgetting in halves keeps the
+    prefix unchanged between drops, so most questions evaluate only what is new.
+    """
 
     max_turns: int
     turns: list[tuple[str, str]] = field(default_factory=list)
@@ -84,7 +92,8 @@ class Memory:
         if self.max_turns <= 0:
             return
         self.turns.append((question, answer))
-        del self.turns[: max(0, len(self.turns) - self.max_turns)]
+        if len(self.turns) > self.max_turns:
+            del self.turns[: len(self.turns) - max(1, self.max_turns // 2)]
 
     def clear(self) -> None:
         self.turns.clear()

@@ -48,9 +48,11 @@ class TwinResponder(LlamaResponder):
         stream, gen = self.start(question)
         gen.words_estimate = self.twin.words_estimate()
         pieces: list[str] = []
+        generated: list[int] = []
         first_at = 0.0
         try:
-            for _token in stream:  # every token of the budget: the twin's end-of-text means nothing
+            for token in stream:  # every token of the budget: the twin's end-of-text means nothing
+                generated.append(token)
                 now = time.perf_counter()
                 if cancel is not None and cancel.is_set():
                     gen.stop = "cancelled"
@@ -72,8 +74,10 @@ class TwinResponder(LlamaResponder):
             gen.text = " ".join(pieces)
             if gen.text and gen.text[-1] not in ".!?":
                 gen.text += "."
-            if gen.stop != "cancelled" and gen.text:
-                self.memory.add(question, gen.text)
+            if gen.stop != "cancelled" and generated:
+                # memory keeps what the twin generated, not the stand-in: its next prompt then starts with the
+                # tokens llama.cpp has just evaluated, and reuses them as a real model's next prompt does
+                self.memory.add(question, self._llm.detokenize(generated).decode("utf-8", "replace"))
         if pieces and pieces[-1][-1] not in ".!?":
             yield "."
         _LOG.debug("twin generated %d tokens (%s) in %.2f s, %d stand-in words", gen.tokens, gen.stop, gen.gen_s,

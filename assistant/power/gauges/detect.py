@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from assistant.errors import BatteryReadError
 from assistant.power.battery_config import BatteryConfig
@@ -16,8 +16,10 @@ from assistant.power.gauges.base import Gauge, LazySMBus, RegisterBus, swap16
 from assistant.power.gauges.ina219 import PROFILES, Ina219Gauge
 from assistant.power.gauges.max1704x import REG_SOC, REG_VCELL, VCELL_LSB_V, Max1704xGauge
 from assistant.power.gauges.pisugar import DEFAULT_SOCKET, PiSugarGauge
-from assistant.sim.pack import SimulatedPack
 from assistant.power.gauges.waveshare_e import CHIP_ID, WaveshareEGauge
+
+if TYPE_CHECKING:
+    from assistant.sim.pack import SimulatedPack
 
 _LOG = logging.getLogger(__name__)
 
@@ -131,7 +133,9 @@ class _Opener:
 
 
 def simulated_pack(cfg: BatteryConfig) -> SimulatedPack:
-    """The simulated pack the configuration describes."""
+    """The simulated pack the configuration describes (the simulation is imported only when asked for)."""
+    from assistant.sim.pack import SimulatedPack
+
     sim = cfg.simulated
     return SimulatedPack(
         capacity_wh=cfg.capacity_wh,
