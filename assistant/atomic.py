@@ -57,6 +57,16 @@ def write_bytes_atomic(path: Path, data: bytes, *, mode: int = PRIVATE,
     _fsync_dir(path.parent)
 
 
+def commit_file(tmp: Path, path: Path) -> None:
+    """Put a file that another writer (llama.cpp, the ``gguf`` writer, a copy) has finished under the
+    temporary name ``tmp`` in place as ``path``: fsynced, renamed over ``path``, the directory fsynced.
+    ``tmp`` must be in ``path``'s directory. Raises OSError."""
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(Path(path).parent)
+
+
 def write_text_atomic(path: Path, text: str, *, mode: int = PRIVATE, owner: tuple[int, int] | None = None) -> None:
     """``write_bytes_atomic`` of UTF-8 text."""
     write_bytes_atomic(path, text.encode("utf-8"), mode=mode, owner=owner)

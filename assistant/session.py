@@ -23,8 +23,9 @@ from assistant.models.tier_ladder import default_ladder, unavailable_tiers
 from assistant.power.tiers import Tier, TierConfig, choose_tier, length_instruction
 from assistant.speech.asr import Transcriber
 from assistant.speech.engines import open_asr, open_responder, open_synthesizer
-from assistant.speech.llm import Responder, check_gguf
-from assistant.speech.pipeline import Pipeline
+from assistant.models.gguf_info import check_gguf
+from assistant.speech.llm import Responder
+from assistant.speech.pipeline import Pipeline, TurnEvents
 from assistant.speech.speaker import Speaker
 from assistant.speech.tts import PiperSynthesizer
 from assistant.turnlog import TurnLog, last_turn_number, numbered_turn_id, read_turns
@@ -269,6 +270,7 @@ class Session:
         cancel: threading.Event | None = None,
         turn_id: str | None = None,
         play_out: bool = False,
+        events: TurnEvents | None = None,
     ) -> TurnRecord:
         """One turn on the current tier, its energy measured and its record logged (also on failure).
 
@@ -285,7 +287,7 @@ class Session:
             assert self.responder is not None and self.synthesizer is not None
             pipeline = Pipeline(self.transcriber, self.responder, self.synthesizer, speaker,
                                 first_clause_words=self.cfg.tts.first_clause_words)
-            pipeline.run_turn(audio=audio, text=text, cancel=cancel, record=record)
+            pipeline.run_turn(audio=audio, text=text, cancel=cancel, record=record, events=events)
             if play_out and not record.cancelled:
                 while not speaker.wait(0.05):
                     if cancel is not None and cancel.is_set():

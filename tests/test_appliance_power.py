@@ -21,12 +21,12 @@ from assistant.device.device_config import LedConfig, ShutdownConfig
 from assistant.device.led import LedState, StatusLed
 from assistant.device.notify import SystemdNotifier
 from assistant.device.shutdown import ShutdownPolicy, Shutdowner
-from assistant.device.sim import SimMicrophone
+from assistant.sim.devices import SimMicrophone
 from assistant.power.gauges.absent import AbsentGauge, open_device_gauge
-from assistant.power.gauges.emu_bus import EmulatedBus
-from assistant.power.gauges.emu_ina219 import EmulatedIna219
-from assistant.power.gauges.emu_waveshare_e import EmulatedUpsHatE
-from assistant.power.gauges.simulated import SimulatedPack
+from assistant.sim.chips.bus import EmulatedBus
+from assistant.sim.chips.ina219 import EmulatedIna219
+from assistant.sim.chips.waveshare_e import EmulatedUpsHatE
+from assistant.sim.pack import SimulatedPack
 from assistant.session import Session
 from assistant.speech.wav_speaker import WavSpeaker
 

@@ -38,7 +38,7 @@ def test_check_fails_without_a_gauge_and_says_what_to_do(tmp_path: Path) -> None
     """No HAT on a device: FAIL, with the fix; the appliance would run without a power-off."""
     from assistant.config import AssistantConfig
     from assistant.device.selftest import check_gauge
-    from assistant.power.gauges.emu_bus import EmulatedBus
+    from assistant.sim.chips.bus import EmulatedBus
 
     (tmp_path / "i2c-1").touch()
     cfg = AssistantConfig()
@@ -54,8 +54,8 @@ def test_check_shows_the_empty_point_of_a_found_gauge(tmp_path: Path) -> None:
 
     from assistant.config import AssistantConfig, PathsConfig
     from assistant.device.selftest import check_gauge
-    from assistant.power.gauges.emu_bus import EmulatedBus
-    from assistant.power.gauges.emu_ina219 import EmulatedIna219
+    from assistant.sim.chips.bus import EmulatedBus
+    from assistant.sim.chips.ina219 import EmulatedIna219
 
     cfg = replace(AssistantConfig(), paths=PathsConfig(state_dir=tmp_path, models_dir=tmp_path))
     check = check_gauge(cfg, bus=EmulatedBus({0x42: EmulatedIna219(pack_voltage_v=7.7, current_a=-0.6)}))

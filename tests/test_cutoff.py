@@ -128,9 +128,10 @@ def test_each_gauge_is_polled_at_its_own_rate(tmp_path: Path) -> None:
     HAT (E)'s MCU about once a second: five TCP requests at 10 Hz bought nothing."""
     from gpiozero.pins.mock import MockFactory
 
-    from assistant.power.gauges import Ina219Gauge, Max1704xGauge, PiSugarGauge, SimulatedPack, WaveshareEGauge
-    from assistant.power.gauges.emu_bus import EmulatedBus
-    from assistant.power.gauges.emu_max1704x import EmulatedMax1704x
+    from assistant.power.gauges import Ina219Gauge, Max1704xGauge, PiSugarGauge, WaveshareEGauge
+    from assistant.sim.pack import SimulatedPack
+    from assistant.sim.chips.bus import EmulatedBus
+    from assistant.sim.chips.max1704x import EmulatedMax1704x
     from assistant.session import Session
 
     assert (Ina219Gauge.poll_period_s, Max1704xGauge.poll_period_s, WaveshareEGauge.poll_period_s,

@@ -111,10 +111,10 @@ def test_a_run_to_the_brownout_measures_and_stores_the_empty_point(tmp_path: Pat
     from assistant.drain.options import DrainOptions
     from assistant.drain.runlog import DrainError
     from assistant.power.empty_store import load_measured
-    from assistant.power.gauges.emu_bus import EmulatedBus
-    from assistant.power.gauges.emu_ina219 import EmulatedIna219
+    from assistant.sim.chips.bus import EmulatedBus
+    from assistant.sim.chips.ina219 import EmulatedIna219
     from assistant.power.gauges.ina219 import Ina219Gauge
-    from assistant.power.gauges.simulated import SimulatedPack
+    from assistant.sim.pack import SimulatedPack
 
     cfg = load_config(write_config(tmp_path, ladder_files, capacity_wh=19.0,
                                    rungs=[tier("q2_k", ladder_files["Q2_K"], "Q2_K", 30.0),

@@ -12,7 +12,7 @@ import pytest
 from assistant.errors import BatteryReadError
 from assistant.messages import BatteryReading
 from assistant.power.energy import EnergyMeter, integrate
-from assistant.power.gauges.simulated import SimulatedPack
+from assistant.sim.pack import SimulatedPack
 
 PACK_J = 0.85 * 19.24 * 3600
 

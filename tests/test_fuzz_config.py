@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from assistant.config import AssistantConfig, build, load_config
 from assistant.errors import AssistantError, ConfigError
-from assistant.soak.fuzzing import result_or_our_error
+from fuzzing import result_or_our_error
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -14,14 +14,14 @@ from hypothesis import strategies as st
 from assistant.errors import AssistantError, BatteryReadError
 from assistant.messages import BatteryReading
 from assistant.power.gauges.base import DEFAULT_LIMITS, RegisterBus
-from assistant.power.gauges.emu_bus import EmulatedBus, RegisterChip
-from assistant.power.gauges.emu_ina219 import EmulatedIna219
-from assistant.power.gauges.emu_max1704x import EmulatedMax1704x
-from assistant.power.gauges.emu_waveshare_e import EmulatedUpsHatE
+from assistant.sim.chips.bus import EmulatedBus, RegisterChip
+from assistant.sim.chips.ina219 import EmulatedIna219
+from assistant.sim.chips.max1704x import EmulatedMax1704x
+from assistant.sim.chips.waveshare_e import EmulatedUpsHatE
 from assistant.power.gauges.ina219 import Ina219Gauge
 from assistant.power.gauges.max1704x import Max1704xGauge
 from assistant.power.gauges.waveshare_e import WaveshareEGauge
-from assistant.soak.fuzzing import result_or_our_error
+from fuzzing import result_or_our_error
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

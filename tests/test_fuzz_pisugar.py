@@ -13,7 +13,7 @@ from assistant.errors import AssistantError, BatteryReadError
 from assistant.messages import BatteryReading
 from assistant.power.gauges.base import DEFAULT_LIMITS
 from assistant.power.gauges.pisugar import PiSugarGauge
-from assistant.soak.fuzzing import result_or_our_error
+from fuzzing import result_or_our_error
 
 FIELDS = ("battery", "battery_v", "battery_i", "battery_power_plugged", "battery_charging", "model", "single")
 

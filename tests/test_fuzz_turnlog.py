@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from assistant.messages import TurnLogEntry
 from assistant.turnlog import TurnLog, TurnsRead, read_turns, summarize
-from assistant.soak.fuzzing import time_limit
+from fuzzing import time_limit
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                        HealthCheck.function_scoped_fixture])

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from assistant.errors import AssistantError, AudioFormatError
 from assistant.messages import AudioClip
 from assistant.speech.wav import EXTENSIBLE, IEEE_FLOAT, MAX_RATE, MIN_RATE, PCM, _GUID_TAIL, parse_wav
-from assistant.soak.fuzzing import result_or_our_error
+from fuzzing import result_or_our_error
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

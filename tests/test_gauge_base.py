@@ -18,8 +18,8 @@ from assistant.power.gauges.base import (
     s16,
     swap16,
 )
-from assistant.power.gauges.emu_bus import EmulatedBus
-from assistant.power.gauges.emu_ina219 import EmulatedIna219
+from assistant.sim.chips.bus import EmulatedBus
+from assistant.sim.chips.ina219 import EmulatedIna219
 from assistant.power.gauges.ocv import (
     LI_ION_REST,
     PISUGAR_SERVER,

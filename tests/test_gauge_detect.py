@@ -17,16 +17,16 @@ from assistant.power.gauges import (
     Ina219Gauge,
     Max1704xGauge,
     PiSugarGauge,
-    SimulatedPack,
     WaveshareEGauge,
     open_gauge,
     probe_i2c,
 )
-from assistant.power.gauges.emu_bus import EmulatedBus
-from assistant.power.gauges.emu_ina219 import EmulatedIna219
-from assistant.power.gauges.emu_max1704x import EmulatedMax1704x
-from assistant.power.gauges.emu_pisugar import PiSugarServerEmulator
-from assistant.power.gauges.emu_waveshare_e import EmulatedUpsHatE
+from assistant.sim.chips.bus import EmulatedBus
+from assistant.sim.chips.ina219 import EmulatedIna219
+from assistant.sim.chips.max1704x import EmulatedMax1704x
+from assistant.sim.chips.pisugar import PiSugarServerEmulator
+from assistant.sim.chips.waveshare_e import EmulatedUpsHatE
+from assistant.sim.pack import SimulatedPack
 
 
 @pytest.fixture

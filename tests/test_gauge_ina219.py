@@ -9,8 +9,8 @@ import pytest
 from assistant.errors import BatteryReadError, ConfigError
 from assistant.messages import BatteryReading
 from assistant.power.gauges.base import PlausibilityLimits, swap16
-from assistant.power.gauges.emu_bus import EmulatedBus
-from assistant.power.gauges.emu_ina219 import (
+from assistant.sim.chips.bus import EmulatedBus
+from assistant.sim.chips.ina219 import (
     CONFIG_POR,
     REG_BUS,
     REG_CALIBRATION,
@@ -244,7 +244,7 @@ def test_current_beyond_limit_is_rejected() -> None:
 
 
 def test_attached_state_source_feeds_the_chip() -> None:
-    from assistant.power.gauges.simulated import SimulatedPack
+    from assistant.sim.pack import SimulatedPack
 
     t = [0.0]
     pack = SimulatedPack(start_soc_pct=60.0, power_profile=lambda s: 6.0, clock=lambda: t[0])
@@ -272,8 +272,8 @@ def _drain_board_b(load_a: float, empty: object) -> tuple[str, float, float]:
     drain left before the brown-out at that moment (0 at a brown-out)."""
     from assistant.device.device_config import ShutdownConfig
     from assistant.device.shutdown import ShutdownPolicy
-    from assistant.power.gauges.emu_ina219 import BOARD_B_BROWNOUT_V
-    from assistant.power.gauges.simulated import SimulatedPack
+    from assistant.sim.chips.ina219 import BOARD_B_BROWNOUT_V
+    from assistant.sim.pack import SimulatedPack
 
     now = [0.0]
     board_w = load_a * 7.1 * 0.9  # what the Pi takes so that the pack gives about load_a

@@ -9,8 +9,8 @@ from gpiozero.pins.mock import MockFactory
 
 from assistant.errors import BatteryReadError, ConfigError
 from assistant.power.gauges.base import swap16
-from assistant.power.gauges.emu_bus import EmulatedBus
-from assistant.power.gauges.emu_max1704x import (
+from assistant.sim.chips.bus import EmulatedBus
+from assistant.sim.chips.max1704x import (
     POWER_ON_RESET,
     QUICK_START,
     REG_CMD,

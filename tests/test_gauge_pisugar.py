@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from assistant.errors import BatteryReadError
-from assistant.power.gauges.emu_pisugar import PiSugarServerEmulator
+from assistant.sim.chips.pisugar import PiSugarServerEmulator
 from assistant.power.gauges.pisugar import PiSugarGauge
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from assistant.errors import ConfigError
 from assistant.power.gauges.ocv import LI_ION_REST, cell_voltage_from_soc
-from assistant.power.gauges.simulated import SimulatedPack
+from assistant.sim.pack import SimulatedPack
 
 
 class FakeClock:

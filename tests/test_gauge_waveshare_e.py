@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from assistant.errors import BatteryReadError
-from assistant.power.gauges.emu_bus import EmulatedBus
-from assistant.power.gauges.emu_waveshare_e import CHARGER_CC, CHARGER_FULL, EmulatedUpsHatE
+from assistant.sim.chips.bus import EmulatedBus
+from assistant.sim.chips.waveshare_e import CHARGER_CC, CHARGER_FULL, EmulatedUpsHatE
 from assistant.power.gauges.waveshare_e import WaveshareEGauge
 
 

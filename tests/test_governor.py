@@ -79,7 +79,7 @@ def test_the_session_follows_the_governor_and_logs_its_plan(tmp_path, ladder_fil
     per answer makes the session use q2_k, and the turn log keeps the plan."""
     from dataclasses import replace
 
-    from assistant.power.gauges import SimulatedPack
+    from assistant.sim.pack import SimulatedPack
     from assistant.power.governor import GovernorConfig
     from assistant.turnlog import read_turns
     from assistant.session import Session

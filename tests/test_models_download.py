@@ -109,3 +109,20 @@ def test_404_and_no_network(www: Path, tmp_path: Path) -> None:
     with pytest.raises(InstallError, match=rf"cannot reach 127.0.0.1:{port} \(.*refused.*\); use --from FILE"):
         fetch(f"http://127.0.0.1:{port}/blob.bin", tmp_path / "n.part", expected_size=None, hint=HINT)
     assert not (tmp_path / "g.part").exists() and not (tmp_path / "n.part").exists()
+
+
+def test_the_progress_bar_shows_each_file_and_ends_its_line() -> None:
+    import io
+
+    from assistant.commands.models import ProgressBar
+
+    out = io.StringIO()
+    bar = ProgressBar("downloading", stream=out)
+    for done in (0, 400_000, 1_000_000):
+        bar(done, 1_000_000)
+    for done in (0, 2_000):  # the next file starts again from zero, size unknown
+        bar(done, None)
+    bar.end()
+    text = out.getvalue()
+    assert "1.00M/1.00M" in text and "100%" in text and "2.00kB" in text and text.count("\n") == 2
+    bar.end()  # twice is harmless

@@ -96,7 +96,7 @@ def test_first_audio_comes_long_before_the_reply_ends(smollm2: Path, synthesizer
         llm.close()
     assert record.sentences >= 3
     assert record.first_audio_s is not None
-    assert record.first_audio_s < 0.5 * record.total_s, record
+    assert record.first_audio_s < record.llm_s, record  # the first sentence plays while the model still writes
 
 
 class _CancelOnFirstClip(WavSpeaker):

@@ -305,8 +305,10 @@ def test_a_turn_whose_text_looks_like_paths_and_commands_writes_only_the_log(tmp
 
         def __init__(self) -> None:
             self.last = Generation()
+            self.asked = ""
 
         def respond(self, question: str, cancel: threading.Event | None = None) -> Iterator[str]:
+            self.asked = question
             self.last = Generation(text=question, tokens=3)
             yield question
 
@@ -322,9 +324,9 @@ def test_a_turn_whose_text_looks_like_paths_and_commands_writes_only_the_log(tmp
         session.select_tier()
         assert session.responder is not None
         session.responder.close()
-        session.responder = Parrot()
+        session.responder = parrot = Parrot()
         record = session.run_turn(NullSpeaker(), text=evil)
-    assert record.reply == evil.strip()
+    assert parrot.asked.startswith(evil.strip()) and record.reply == parrot.asked  # as a question: punctuated
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["state", "turns.jsonl"]
     assert evil not in (tmp_path / "state" / "turns.jsonl").read_text()  # the log keeps counts, not words
     assert not [p for p in set(Path("/tmp").iterdir()) - before if "pwned" in p.name]

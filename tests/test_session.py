@@ -12,7 +12,7 @@ from assistant.config import AssistantConfig, PathsConfig
 from assistant.errors import BatteryReadError, ConfigError, ModelError, ModelNotFound
 from assistant.messages import BatteryReading
 from assistant.power.cutoff import DEFAULT_EMPTY
-from assistant.power.gauges import SimulatedPack
+from assistant.sim.pack import SimulatedPack
 from assistant.power.tiers import Tier, TierConfig
 from assistant.turnlog import read_turns, summarize
 from assistant.session import Session

@@ -15,7 +15,7 @@ from assistant.device.shutdown import ShutdownDecision, ShutdownPolicy, Shutdown
 from assistant.errors import ConfigError
 from assistant.messages import BatteryReading
 from assistant.power.cutoff import EmptyPoint, power_source
-from assistant.power.gauges.simulated import SimulatedPack
+from assistant.sim.pack import SimulatedPack
 
 CFG = ShutdownConfig(hold_s=60.0)
 EMPTY = EmptyPoint(soc_pct=5.0, cell_voltage_v=3.2, source="test")

@@ -80,7 +80,6 @@ def test_streams_partials_then_a_final_korean_transcript(vosk_open: VoskTranscri
     assert cer < 0.95, (final.text, cer)
     assert common >= 0.35, (final.text, common)
     assert partials[-1].text.split()[0] == final.text.split()[0]
-    assert rtf < 1.0
 
 
 def test_word_timings_cover_the_speech(vosk_open: VoskTranscriber, clip: AudioClip) -> None:

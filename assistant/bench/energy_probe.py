@@ -11,7 +11,7 @@ from assistant.power.energy import EnergyMark, EnergyMeter
 from assistant.errors import BatteryReadError
 from assistant.power.gauges import Gauge, open_gauge
 from assistant.power.gauges.detect import simulated_pack
-from assistant.power.gauges.simulated import SimulatedPack
+from assistant.sim.pack import SimulatedPack
 
 _LOG = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""Published Raspberry Pi figures to set beside ours: the LLMPi study's per-model, per-quantization results."""
+"""Published Raspberry Pi figures to set beside ours: the LLMPi study's per-model, per-quantization results
+(the bench's tables and the drain report both read them from here)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,19 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from assistant.models.quant_types import FLOAT_TYPES, TERNARY_TYPES
+
 _LOG = logging.getLogger(__name__)
 
 LLMPI_SOURCE = ("LLMPi study: Raspberry Pi 5, llama.cpp, 50 generated tokens, mean of 10 runs; read from the TPS, "
                 "TPJ and W/BL bar charts and the NUBIA scatter its authors published with the paper")
 """Where the figures below come from."""
+LLMPI_WHERE = "Raspberry Pi 5 (LLMPi study, published)"
+"""How a report labels where the study's figures were measured."""
+LLMPI_METHOD = ("llama.cpp on a Raspberry Pi 5, 50 generated tokens, mean of 10 runs; values read from the "
+                "figure files its authors published (TPS, TPJ and W/BL bar charts, NUBIA scatter), so approximate. "
+                "FP is the unquantized model.")
+"""The study's method, as a sentence for a report."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,11 @@ class PublishedRow:
     """Words per battery life, thousands (the study's own battery energy)."""
     nubia: float
     """NUBIA quality score, read off a scatter plot (about)."""
+
+    @property
+    def wbl(self) -> float:
+        """Words per battery life (the study's own battery energy)."""
+        return self.wbl_k * 1000.0
 
 
 _QUANTS = ("FP", "Q8", "Q6", "Q4", "Q2")
@@ -72,12 +86,12 @@ PI_FIGURES: dict[str, str] = {
 def study_quant(quant: str) -> str | None:
     """The study's quantization level matching one of ours: ``Q4_K_M`` -> ``Q4``, ``F16`` -> ``FP``."""
     q = quant.upper()
-    if q in ("F16", "BF16", "F32"):
+    if q in FLOAT_TYPES:
         return "FP"
     for level in ("Q8", "Q6", "Q5", "Q4", "Q3", "Q2"):
         if q.startswith(level):
             return level if level in _QUANTS else None
-    if q.startswith("TQ"):
+    if q in TERNARY_TYPES:
         return "ternary"
     return None
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from assistant.errors import ModelError
-from assistant.speech.llm import check_gguf
+from assistant.models.gguf_info import check_gguf
 
 _LOG = logging.getLogger(__name__)
 

@@ -189,22 +189,24 @@ def _cold_file(speech: dict[str, Any] | None, set_name: str, kind: str | None) -
     return out
 
 
-def piper_cold_target(speech: dict[str, Any] | None) -> Verdict:
-    name = f"Piper-spoken questions in three WAV formats, cold (a file after a fresh start): WER <= {PIPER_COLD_WER:g}"
-    found = _cold_file(speech, "piper", None)
+def _cold_target(name: str, speech: dict[str, Any] | None, which: str, kind: str | None, limit: float,
+                 unmeasured: str) -> Verdict:
+    found = _cold_file(speech, which, kind)
     if not found:
-        return Verdict(name, "NOT CHECKED", "the Piper set was not measured")
-    return Verdict(name, "PASS" if all(w <= PIPER_COLD_WER for _, w in found) else "MISS",
+        return Verdict(name, "NOT CHECKED", unmeasured)
+    return Verdict(name, "PASS" if all(w <= limit for _, w in found) else "MISS",
                    "; ".join(f"{e}: {w:.3f}" for e, w in found))
+
+
+def piper_cold_target(speech: dict[str, Any] | None) -> Verdict:
+    return _cold_target(f"Piper-spoken questions in three WAV formats, cold (a file after a fresh start): WER <= "
+                        f"{PIPER_COLD_WER:g}", speech, "piper", None, PIPER_COLD_WER, "the Piper set was not measured")
 
 
 def people_cold_target(speech: dict[str, Any] | None) -> Verdict:
-    name = f"people's read speech, cold (a file after a fresh start): WER <= {PEOPLE_READ_COLD_WER:g}"
-    found = _cold_file(speech, "people", "read speech")
-    if not found:
-        return Verdict(name, "NOT CHECKED", "no recordings of people's read speech were measured")
-    return Verdict(name, "PASS" if all(w <= PEOPLE_READ_COLD_WER for _, w in found) else "MISS",
-                   "; ".join(f"{e}: {w:.3f}" for e, w in found))
+    return _cold_target(f"people's read speech, cold (a file after a fresh start): WER <= {PEOPLE_READ_COLD_WER:g}",
+                        speech, "people", "read speech", PEOPLE_READ_COLD_WER,
+                        "no recordings of people's read speech were measured")
 
 
 def answer_share_target(speech: dict[str, Any] | None) -> Verdict:

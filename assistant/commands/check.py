@@ -28,7 +28,7 @@ def run(args: argparse.Namespace, cfg: AssistantConfig) -> int:
         Check, check_button, check_gauge, check_gpio_chip, check_led, check_mic, check_models, check_sound_cards,
         check_speaker, format_checks,
     )
-    from assistant.device.sim import SimMicrophone, mock_pin_factory
+    from assistant.sim.devices import SimMicrophone, mock_pin_factory
     from assistant.speech.mic import SoundDeviceMicrophone
     from assistant.speech.speaker import NullSpeaker, SoundDeviceSpeaker
 

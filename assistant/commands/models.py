@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from assistant.commands.ladder import add_build_ladder, write_tiers_config
 from assistant.commands.twin import add_make_twin
@@ -122,39 +121,32 @@ def run_list(args: argparse.Namespace, cfg: AssistantConfig) -> int:
 
 
 class ProgressBar:
-    """A one-line download progress bar on a terminal stream, redrawn at most ten times a second."""
+    """A download or check progress bar (tqdm) on a terminal stream; the downloader calls it with the
+    bytes done and the total (None when the server does not say). A file that starts from zero again
+    (the next file of a model) starts a new bar."""
 
-    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30) -> None:
+    def __init__(self, label: str, stream: TextIO | None = None) -> None:
         """Draw progress of ``label`` on ``stream`` (default: standard error)."""
         self.label = label
         self.stream = stream if stream is not None else sys.stderr
-        self.width = width
-        self._last = 0.0
-        self._drawn = False
+        self._bar: Any = None
 
     def __call__(self, done: int, total: int | None) -> None:
-        """Redraw for ``done`` of ``total`` bytes."""
-        now = time.monotonic()
-        final = total is not None and done >= total
-        if now - self._last < 0.1 and not final:
-            return
-        self._last = now
-        if total:
-            frac = min(1.0, done / total)
-            bar = "#" * int(frac * self.width)
-            line = f"\r{self.label} [{bar:<{self.width}}] {frac:4.0%} {_mb(done)} of {_mb(total)}"
-        else:
-            line = f"\r{self.label} {_mb(done)}"
-        self.stream.write(line)
-        self.stream.flush()
-        self._drawn = True
+        """Show ``done`` of ``total`` bytes."""
+        from tqdm import tqdm
+
+        if self._bar is not None and (done < self._bar.n or total != self._bar.total):
+            self.end()
+        if self._bar is None:
+            self._bar = tqdm(total=total, desc=self.label, unit="B", unit_scale=True, unit_divisor=1000,
+                             file=self.stream, mininterval=0.1, leave=True)
+        self._bar.update(done - self._bar.n)
 
     def end(self) -> None:
-        """Finish the line."""
-        if self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._drawn = False
+        """Finish the bar's line."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 def run_install(args: argparse.Namespace, cfg: AssistantConfig) -> int:

@@ -46,6 +46,17 @@ class State(enum.Enum):
     STOPPING = "stopping"
 
 
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.IDLE: frozenset({State.LISTENING, State.STOPPING}),
+    State.LISTENING: frozenset({State.THINKING, State.IDLE, State.LISTENING, State.STOPPING}),
+    State.THINKING: frozenset({State.SPEAKING, State.IDLE, State.LISTENING, State.STOPPING}),
+    State.SPEAKING: frozenset({State.IDLE, State.LISTENING, State.STOPPING}),
+    State.STOPPING: frozenset({State.IDLE}),
+}
+"""Every state change the appliance makes (a press may come in any state but stopping: barge-in);
+anything else is a bug: logged, and not made. Each change is made by one trigger (``_on_*``)."""
+
+
 @dataclass
 class _Turn:
     """The turn in flight: its worker thread and the signals the main loop sends it."""
@@ -64,17 +75,12 @@ class _Turn:
 
 
 class _TurnSpeaker:
-    """Passes clips to the real speaker and reports the first one of each turn (speaking starts)."""
+    """The appliance's speaker as a turn sees it: the turn plays and stops it but does not close it."""
 
-    def __init__(self, speaker: Speaker, on_first: Callable[[], None]) -> None:
+    def __init__(self, speaker: Speaker) -> None:
         self.speaker = speaker
-        self.on_first = on_first
-        self.started = False
 
     def play(self, clip: AudioClip) -> None:
-        if not self.started:
-            self.started = True
-            self.on_first()
         self.speaker.play(clip)
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -94,6 +100,21 @@ class _TurnSpeaker:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _TurnEvents:
+    """One turn's pipeline events, passed to the appliance's triggers with the turn they belong to (a
+    turn that has been stopped or replaced changes nothing)."""
+
+    def __init__(self, appliance: Appliance, turn: _Turn) -> None:
+        self.appliance = appliance
+        self.turn = turn
+
+    def audio_ended(self) -> None:
+        self.appliance._on_audio_ended(self.turn)
+
+    def speaking(self) -> None:
+        self.appliance._on_first_audio(self.turn)
 
 
 class Appliance:
@@ -160,17 +181,56 @@ class Appliance:
 
     # -- state ----------------------------------------------------------------------------------
 
-    def _set(self, state: State) -> None:
+    def _enter(self, state: State) -> bool:
+        """Change to ``state`` if ``TRANSITIONS`` allows it (staying where it is always does)."""
         with self._lock:
+            if state is not self.state and state not in TRANSITIONS[self.state]:
+                _LOG.error("no transition from %s to %s: not made", self.state.value, state.value)
+                return False
             self.state = state
             self.history.append((time.monotonic(), state))
             del self.history[:-HISTORY_LIMIT]
+        self._show()
+        return True
+
+    def _show(self) -> None:
+        """The LED and systemd's status line for the state, the battery and the standing alarm."""
+        state = self.state
         idle = LedState.LOW_BATTERY if self._low_battery else LedState.FAULT if self.alarm else LedState.IDLE
         led = {State.IDLE: idle,
                State.LISTENING: LedState.LISTENING, State.THINKING: LedState.THINKING,
                State.SPEAKING: LedState.SPEAKING, State.STOPPING: LedState.OFF}[state]
         self.led.set_state(led)
         self.notifier.status(f"{state.value}; {self.alarm}" if self.alarm else state.value)
+
+    # -- the triggers: every state change is one of these ------------------------------------------
+
+    def _on_ready(self) -> None:
+        """Started (or a refused power-off gave the appliance back): waiting for a press."""
+        self._enter(State.IDLE)
+
+    def _on_press(self) -> None:
+        """A press, in any state but stopping (a turn in flight has been cancelled): listen."""
+        self._enter(State.LISTENING)
+
+    def _on_audio_ended(self, turn: _Turn) -> None:
+        """The turn's audio ended (the release, from the turn's thread): think, with the end-of-listening earcon."""
+        if turn is self._turn and not turn.cancel.is_set() and self._enter(State.THINKING):
+            self._earcon(earcons.listen_stop())
+
+    def _on_first_audio(self, turn: _Turn) -> None:
+        """The turn's reply starts to play (from its speech thread): speaking."""
+        if turn is self._turn and not turn.cancel.is_set():
+            self._enter(State.SPEAKING)
+
+    def _on_turn_over(self) -> None:
+        """A turn ended (answered, failed, tapped or stopped): idle again, unless the appliance is stopping."""
+        if self.state is not State.STOPPING:
+            self._enter(State.IDLE)
+
+    def _on_power_off(self) -> None:
+        """A power-off is under way."""
+        self._enter(State.STOPPING)
 
     def _earcon(self, clip: AudioClip) -> None:
         try:
@@ -204,7 +264,7 @@ class Appliance:
         except AssistantError as exc:  # serve anyway: the microphone is tried again at every press
             _LOG.error("microphone unavailable at start: %s (will retry at the next press)", exc)
             self._audio_failed = True
-        self._set(State.IDLE)
+        self._on_ready()
         self.watchdog.start()
         self.notifier.ready(f"ready, tier {tier.name}")
         _LOG.info("appliance ready (tier %s); hold the button to talk", tier.name)
@@ -246,7 +306,7 @@ class Appliance:
                 _LOG.info("[%s] tap of %.2f s is too short to be speech: ignored", turn.turn_id, event.held_s)
                 self._cancel_turn("tap")
                 self._earcon(earcons.tap_ignored())
-                self._set(State.IDLE)
+                self._on_turn_over()
         elif event.kind == "hold_shutdown":
             self._cancel_turn("shutdown")
             self._power_off("the button was held for shutdown", low_battery=False)
@@ -263,7 +323,7 @@ class Appliance:
         except AudioDeviceError as exc:
             _LOG.error("[%s] microphone failed: %s; reopening it", turn.turn_id, exc)
             self._recover_audio()
-        self._set(State.LISTENING)
+        self._on_press()
         self._earcon(earcons.listen_start())
         turn.thread = threading.Thread(target=self._work, args=(turn,), name=f"turn-{turn.turn_id}", daemon=True)
         self._turn = turn
@@ -300,10 +360,10 @@ class Appliance:
                 return
 
     def _work(self, turn: _Turn) -> None:
-        speaker = _TurnSpeaker(self.speaker, lambda: self._set(State.SPEAKING))
         try:
-            turn.record = self.session.run_turn(speaker, audio=self._thinking_after(turn), cancel=turn.cancel,
-                                                turn_id=turn.turn_id, play_out=True)
+            turn.record = self.session.run_turn(_TurnSpeaker(self.speaker), audio=self._utterance(turn),
+                                                cancel=turn.cancel, turn_id=turn.turn_id, play_out=True,
+                                                events=_TurnEvents(self, turn))
             self.last_record = turn.record
             self._show_tier()
         except NoSpeech as exc:
@@ -324,12 +384,6 @@ class Appliance:
             turn.error = f"{type(exc).__name__}: {exc}"
             _LOG.exception("[%s] turn failed unexpectedly", turn.turn_id)
             self._fail(turn)
-
-    def _thinking_after(self, turn: _Turn) -> Iterator[bytes]:
-        yield from self._utterance(turn)
-        if not turn.cancel.is_set():
-            self._set(State.THINKING)
-            self._earcon(earcons.listen_stop())
 
     def _fail(self, turn: _Turn) -> None:
         if not turn.stopped:
@@ -352,8 +406,7 @@ class Appliance:
         turn = self._turn
         if turn is not None and turn.thread is not None and not turn.thread.is_alive():
             self._turn = None
-            if self.state is not State.STOPPING:
-                self._set(State.IDLE)
+            self._on_turn_over()
             self._next_battery = 0.0  # look at the battery after every turn
 
     def _cancel_turn(self, why: str) -> float | None:
@@ -411,7 +464,7 @@ class Appliance:
             if kind == "silent" and self._last_source == "battery" and not self._silence_spoken:
                 self._silence_spoken = True
                 self._say(GAUGE_SILENT_SAY)
-        self._set(self.state)
+        self._show()
 
     def _say(self, text: str) -> None:
         synth = self.session.synthesizer
@@ -442,7 +495,7 @@ class Appliance:
                 if self._alarm_kind == "refused":
                     self.alarm = self._alarm_kind = None
                     self._poweroff_tried_at = None
-            self._set(self.state)
+            self._show()
         if decision.state == "shutdown":
             self._power_off(decision.reason, low_battery=True)
 
@@ -455,7 +508,7 @@ class Appliance:
             return
         self._poweroff_tried_at = now
         _LOG.warning("shutting down: %s", reason)
-        self._set(State.STOPPING)
+        self._on_power_off()
         announce = tried is None
 
         def shut_down() -> bool:
@@ -477,7 +530,7 @@ class Appliance:
                           f"{self.shutdowner.retry_s:.0f} s")
         else:
             self._poweroff_tried_at = None  # the button may ask again at once
-        self._set(State.IDLE)
+        self._on_ready()
 
     def _beating(self, work: Callable[[], bool], what: str, budget_s: float) -> bool:
         """``work()`` on a worker thread while this loop keeps the watchdog fed, for at most ``budget_s``

@@ -16,7 +16,7 @@ from assistant.device.button import PushToTalkButton
 from assistant.device.led import StatusLed
 from assistant.device.notify import SystemdNotifier
 from assistant.device.shutdown import ShutdownPolicy, Shutdowner
-from assistant.device.sim import SimMicrophone, mock_pin_factory
+from assistant.sim.devices import SimMicrophone, mock_pin_factory
 from assistant.messages import AudioClip
 from assistant.models.twin import refuse_for_talking
 from assistant.power.gauges.absent import open_device_gauge

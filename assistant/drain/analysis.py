@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assistant.power.battery_config import REFERENCE_PACK_WH
 from assistant.drain.runlog import RunFiles, read_json, read_samples, scan_turns
 from assistant.jsonl import read_jsonl
 from assistant.messages import TurnLogEntry
@@ -17,7 +18,6 @@ from assistant.turnlog import TierStats, summarize
 
 _LOG = logging.getLogger(__name__)
 
-REFERENCE_PACK_WH = 19.24
 """The reference pack: 2x 18650, 3.7 V x 2.6 Ah in series (hardware.md section 1.9)."""
 FULL_FROM_SOC = 95.0
 """A run that began at this state of charge or above and reached its cut-off on one tier drained a full pack (%)."""

@@ -22,7 +22,8 @@ from assistant.errors import AssistantError, ConfigError
 from assistant.messages import TurnLogEntry
 from assistant.power.empty_store import save_measured
 from assistant.power.governor import GovernorConfig
-from assistant.power.gauges import Gauge, SimulatedPack, open_gauge
+from assistant.power.gauges import Gauge, open_gauge
+from assistant.sim.pack import SimulatedPack
 from assistant.session import Session, ladder_for
 from assistant.speech.engines import open_synthesizer, voice_path
 

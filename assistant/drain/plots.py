@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from assistant.power.battery_config import REFERENCE_PACK_WH
 from assistant.drain.analysis import RunData, TierRow
 
 _LOG = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def wbl(run: RunData, path: Path) -> Path:
     labels = [f"{r.tier}\n" + ("full drain" if r.full_drain else f"extrapolated from\n{100 * r.pack_share:.0f} % of pack")
               for r in rows]
     _bars(ax, labels, [r.wbl_ref for r in rows], "#4c72b0", ",.0f")
-    ax.set_ylabel("words per charge (2x18650, 19.24 Wh)")
+    ax.set_ylabel(f"words per charge (2x18650, {REFERENCE_PACK_WH} Wh)")
     ax.set_title(f"W/BL per tier, energy {run.energy_kind.upper()}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -7,13 +7,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from assistant.bench.published import LLMPI, LLMPI_METHOD, LLMPI_WHERE
 from assistant.drain import plots
-from assistant.drain.analysis import REFERENCE_PACK_WH, RunData, TierRow, load_run
+from assistant.drain.analysis import RunData, TierRow, load_run
+from assistant.power.battery_config import REFERENCE_PACK_WH
 from assistant.drain.doc import Bullets, Doc, Format, Heading, Image, Para, Table
 from assistant.drain.facts import describe_machine
-from assistant.atomic import write_json_atomic
+from assistant.atomic import write_json_atomic, write_text_atomic
 from assistant.drain.runlog import DrainError
-from assistant.drain.study import STUDY, STUDY_METHOD, STUDY_WHERE
 
 _LOG = logging.getLogger(__name__)
 
@@ -92,8 +93,8 @@ def study_rows(runs: list[RunData]) -> list[list[str]]:
                 out.append([r.model + (" (speed twin)" if r.twin else ""), r.quant, f(r.stats.tps_mean, ".1f"),
                             f(r.stats.tpj, ".2f"), f(r.wbl_ref, ",.0f"), "none: random weights" if r.twin else
                             "not measured", where(run), run.energy_kind])
-    for s in STUDY:
-        out.append([s.model, s.quant, f(s.tps), f(s.tpj), f(s.wbl, ",.0f"), f"NUBIA {s.nubia:.2f}", STUDY_WHERE,
+    for s in LLMPI:
+        out.append([s.model, s.quant, f(s.tps), f(s.tpj), f(s.wbl, ",.0f"), f"NUBIA {s.nubia:.2f}", LLMPI_WHERE,
                     "measured"])
     return out
 
@@ -175,9 +176,10 @@ def add_study(doc: Doc, runs: list[RunData]) -> None:
     doc.add(Heading("Beside the LLMPi study"), Table(STUDY_HEADER, study_rows(runs), "llrrrlll"))
     doc.add(Bullets([
         "Ours: whole-turn energy (ASR + LLM + TTS) per generated token; energy as labelled (a simulated pack is a "
-        "model, not a measurement); W/BL on the reference 2x18650 pack (19.24 Wh nominal) at the run's usable "
+        "model, not a measurement); W/BL on the reference 2x18650 pack "
+        f"({REFERENCE_PACK_WH} Wh nominal) at the run's usable "
         "fraction; quality not measured.",
-        f"The study: {STUDY_METHOD} Its W/BL uses its own fixed battery.",
+        f"The study: {LLMPI_METHOD} Its W/BL uses its own fixed battery.",
     ]))
 
 
@@ -249,8 +251,6 @@ def write_compare(run_dirs: list[Path], out_dir: Path, *, fmt: Format = "md") ->
 
 def _write(path: Path, text: str) -> None:
     try:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        write_text_atomic(path, text)
     except OSError as exc:
         raise DrainError(f"cannot write {path}: {exc}") from exc

@@ -19,7 +19,7 @@ from assistant.drain.state import SCHEMA, BatterySampler, RunClock, RunState
 from assistant.errors import AssistantError, NoSpeech
 from assistant.messages import BatteryReading, TurnLogEntry
 from assistant.power.cutoff import is_empty, power_source
-from assistant.power.gauges import SimulatedPack
+from assistant.sim.pack import SimulatedPack
 from assistant.jsonl import JsonlLog
 from assistant.turnlog import last_turn
 from assistant.session import Session

@@ -97,6 +97,22 @@ def _file_type_name(value: Any) -> str | None:
         return f"unknown({value})"
 
 
+def check_gguf(path: Path) -> None:
+    """Raise a clear error unless ``path`` is a readable file that starts as a GGUF file does (a quick
+    check before a load; ``read_gguf_info`` reads the whole header)."""
+    if not path.exists():
+        raise ModelNotFound(f"LLM model file {path} does not exist")
+    if not path.is_file():
+        raise ModelError(f"LLM model {path} is not a file")
+    try:
+        with path.open("rb") as fh:
+            magic = fh.read(len(_MAGIC))
+    except OSError as exc:
+        raise ModelError(f"cannot read LLM model {path}: {exc}") from exc
+    if magic != _MAGIC:
+        raise ModelError(f"LLM model {path} is not a GGUF file (starts with {magic!r})")
+
+
 _CACHE: dict[tuple[int, int, int, int], GgufInfo] = {}
 _CACHE_SIZE = 32
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from assistant.atomic import write_json_atomic
+from assistant.atomic import commit_file, write_json_atomic
 from assistant.errors import ModelError, ModelNotFound
 from assistant.models.digest import file_sha256
 from assistant.models.gguf_info import GgufInfo, read_gguf_info
@@ -170,9 +170,7 @@ def quantize(source: Path, dest: Path, qtype: str, *, threads: int = 0) -> int:
         if rc != 0:
             tail = "".join(lines)[-300:].strip().replace("\n", " | ")
             raise ModelError(f"llama.cpp could not quantize {source} to {qtype} (code {rc}): {tail}")
-        with tmp.open("rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
+        commit_file(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
     for line in "".join(lines).splitlines():

@@ -16,7 +16,7 @@ from assistant.models import embedded
 from assistant.models.ladder import DEFAULT_TYPES, LadderEntry, ladder_file, leaner_types, read_sidecar
 from assistant.models.quant_types import FLOAT_TYPES, NOMINAL_BPW, quant_of
 from assistant.power.tiers import Tier, TierConfig
-from assistant.speech.llm import check_gguf
+from assistant.models.gguf_info import check_gguf
 
 _LOG = logging.getLogger(__name__)
 

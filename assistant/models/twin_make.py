@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from assistant.atomic import commit_file
 from assistant.errors import ModelError
 from assistant.models.gguf_info import GgufInfo, read_gguf_info
 from assistant.models.ladder import LadderEntry, build_ladder, expected_tensor_type
@@ -184,9 +185,7 @@ def write_twin(dest: Path, shape: TwinShape, tokenizer_from: Path, words: WordsP
                 data *= 1.0 / np.sqrt(dims[1])
                 writer.write_tensor_data(data.astype(np.float16))
         writer.close()
-        with tmp.open("rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
+        commit_file(tmp, dest)
     except OSError as exc:
         raise ModelError(f"cannot write the speed twin {dest}: {exc}") from exc
     finally:

@@ -13,6 +13,11 @@ GaugeKind = Literal["auto", "ina219", "max1704x", "waveshare_e", "pisugar", "sim
 BoardPreset = Literal["default", "waveshare_b", "waveshare_cd", "x120x", "x728"]
 
 
+REFERENCE_PACK_WH = 19.24
+"""The reference pack: 2x 18650 in series, 3.7 V x 2.6 Ah = 19.24 Wh nominal (hardware.md section 1.9);
+the default capacity, and the pack W/BL is quoted on."""
+
+
 @dataclass(frozen=True)
 class PlausibilityLimits:
     """Bounds outside which a reading is rejected as a bus glitch or a broken gauge."""
@@ -111,7 +116,7 @@ class BatteryConfig:
     """Unix socket of pisugar-server (e.g. /tmp/pisugar-server.sock); empty uses TCP."""
     pisugar_timeout_s: float = 1.0
     """Time to wait for a pisugar-server reply (s)."""
-    capacity_wh: float = 19.24
+    capacity_wh: float = REFERENCE_PACK_WH
     """Nominal pack energy (Wh); 2x 18650 3.7 V 2.6 Ah = 19.24 Wh."""
     usable_fraction: float = 0.85
     """Share of the nominal energy usable before the cut-off (0..1]; new cells give 0.8-0.9."""

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 from assistant.device.appliance import State
 from assistant.messages import AudioClip
-from assistant.power.gauges.emu_ina219 import REG_BUS, REG_CONFIG, REG_CURRENT, REG_SHUNT
+from assistant.sim.chips.ina219 import REG_BUS, REG_CONFIG, REG_CURRENT, REG_SHUNT
 from assistant.soak.checks import Outcome, sample
 from assistant.soak.faults import engine_error
 from assistant.soak.file_faults import MODEL_FAULTS

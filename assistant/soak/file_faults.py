@@ -12,6 +12,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from assistant.atomic import commit_file
+
 _LOG = logging.getLogger(__name__)
 
 
@@ -49,7 +51,7 @@ class ModelFileFault:
         """Put the good file back: copied beside it, then renamed over it (as an install does)."""
         tmp = self.path.with_name(f".{self.path.name}.restore")
         shutil.copyfile(self.pristine, tmp)
-        os.replace(tmp, self.path)
+        commit_file(tmp, self.path)
         self.broken = None
 
 

@@ -16,13 +16,13 @@ from assistant.device.hardware import pretend_poweroff
 from assistant.device.led import StatusLed
 from assistant.device.notify import SystemdNotifier
 from assistant.device.shutdown import ShutdownPolicy, Shutdowner
-from assistant.device.sim import SimMicrophone, mock_pin_factory
+from assistant.sim.devices import SimMicrophone, mock_pin_factory
 from assistant.messages import AudioClip
 from assistant.models import embedded
-from assistant.power.gauges.emu_bus import EmulatedBus
-from assistant.power.gauges.emu_ina219 import EmulatedIna219
+from assistant.sim.chips.bus import EmulatedBus
+from assistant.sim.chips.ina219 import EmulatedIna219
 from assistant.power.gauges.ina219 import Ina219Gauge
-from assistant.power.gauges.simulated import SimulatedPack
+from assistant.sim.pack import SimulatedPack
 from assistant.power.tiers import Tier, TierConfig
 from assistant.session import TURN_LOG, Session
 from assistant.soak.faults import FlakySpeaker, FlakySynthesizer, FlakyTranscriber

@@ -16,13 +16,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from assistant.atomic import write_json_atomic
 
 _LOG = logging.getLogger(__name__)
 
@@ -169,24 +169,11 @@ class CmnStore:
         self.utterances += 1
         state = {"schema": SCHEMA, "device": self.device, "rate": self.rate, "model": self.model,
                  "mean": [round(v, 4) for v in mean], "utterances": self.utterances, "updated": time.time()}
-        tmp: str | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".cmn-", suffix=".tmp", dir=self.path.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(state, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-            tmp = None
+            write_json_atomic(self.path, state)
         except OSError as exc:
             _LOG.warning("cannot save the normalisation state %s (%s); the next start begins from the last "
                          "saved state or the prior", self.path, exc)
             return False
-        finally:
-            if tmp is not None:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
         return True

@@ -10,7 +10,8 @@ from pathlib import Path
 from assistant.config import AssistantConfig
 from assistant.models import embedded
 from assistant.speech.asr import Transcriber
-from assistant.speech.llm import LlamaResponder, check_gguf
+from assistant.models.gguf_info import check_gguf
+from assistant.speech.llm import LlamaResponder
 from assistant.speech.tts import PiperSynthesizer
 
 _LOG = logging.getLogger(__name__)

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from assistant.errors import ModelError, ModelNotFound
+from assistant.errors import ModelError
+from assistant.models.gguf_info import check_gguf
 from assistant.speech.words import words
 
 _LOG = logging.getLogger(__name__)
 
-GGUF_MAGIC = b"GGUF"
 
 
 @dataclass
@@ -88,21 +88,6 @@ class Memory:
 
     def clear(self) -> None:
         self.turns.clear()
-
-
-def check_gguf(path: Path) -> None:
-    """Raise a clear error unless ``path`` is a readable GGUF file."""
-    if not path.exists():
-        raise ModelNotFound(f"LLM model file {path} does not exist")
-    if not path.is_file():
-        raise ModelError(f"LLM model {path} is not a file")
-    try:
-        with path.open("rb") as fh:
-            magic = fh.read(4)
-    except OSError as exc:
-        raise ModelError(f"cannot read LLM model {path}: {exc}") from exc
-    if magic != GGUF_MAGIC:
-        raise ModelError(f"LLM model {path} is not a GGUF file (starts with {magic!r})")
 
 
 class LlamaResponder:

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from assistant.errors import NoSpeech
 from assistant.messages import SAMPLE_WIDTH, AudioClip, Transcript, TurnRecord
@@ -22,6 +23,28 @@ from assistant.speech.tts import Synthesizer
 _LOG = logging.getLogger(__name__)
 
 _DONE = object()
+
+
+class TurnEvents(Protocol):
+    """What a turn tells its caller as it goes (the appliance's state machine listens to it). Called
+    from the turn's threads: keep them short."""
+
+    def audio_ended(self) -> None:
+        """The question's audio is over (the microphone's stream ended): recognition finishes and the
+        reply is being thought of. Not called for a typed question or a cancelled turn."""
+
+    def speaking(self) -> None:
+        """The reply's first clip is about to go to the speaker."""
+
+
+class NoEvents:
+    """A caller that listens to nothing."""
+
+    def audio_ended(self) -> None:
+        pass
+
+    def speaking(self) -> None:
+        pass
 
 
 @dataclass
@@ -54,11 +77,13 @@ class Pipeline:
         self.speaker = speaker
         self.first_clause_words = first_clause_words
 
-    def listen(self, chunks: Iterable[bytes], cancel: threading.Event | None = None) -> tuple[Transcript, float, float]:
+    def listen(self, chunks: Iterable[bytes], cancel: threading.Event | None = None,
+               events: TurnEvents | None = None) -> tuple[Transcript, float, float]:
         """Feed audio chunks into the ASR; return the final transcript, the end-of-audio time and seconds heard.
 
         A ``Recording`` (a WAV file) is recognised as one whole utterance; anything else is a live
-        stream, recognised while it arrives.
+        stream, recognised while it arrives. ``events.audio_ended`` is called when the chunks end
+        (before the recogniser's final pass), unless ``cancel`` stopped them.
         """
         if self.transcriber is None:
             raise NoSpeech("no speech recogniser is loaded")
@@ -73,6 +98,8 @@ class Pipeline:
                 _LOG.debug("partial: %s", partial.text)
             if cancel is not None and cancel.is_set():
                 break
+        if events is not None and not (cancel is not None and cancel.is_set()):
+            events.audio_ended()
         transcript = session.finish()
         return transcript, last_arrival, nbytes / (SAMPLE_WIDTH * self.transcriber.rate)
 
@@ -84,18 +111,20 @@ class Pipeline:
         cancel: threading.Event | None = None,
         turn_id: str | None = None,
         record: TurnRecord | None = None,
+        events: TurnEvents | None = None,
     ) -> TurnRecord:
         """Run one turn from audio chunks (mono s16le at the ASR rate) or from text (no ASR).
 
         ``record``: filled in as the turn goes (the caller keeps what a failed turn did); a new one
-        (with ``turn_id``) when not given."""
+        (with ``turn_id``) when not given. ``events`` hears when the audio ends and speaking starts."""
         cancel = cancel or threading.Event()
+        events = events or NoEvents()
         if record is None:
             record = TurnRecord(turn_id=turn_id or uuid.uuid4().hex[:12])
         if text is None:
             if audio is None:
                 raise ValueError("run_turn needs audio or text")
-            transcript, end_of_audio, record.audio_in_s = self.listen(audio, cancel)
+            transcript, end_of_audio, record.audio_in_s = self.listen(audio, cancel, events)
             record.asr_final_s = time.perf_counter() - end_of_audio
             record.asr_engine = transcript.engine
             question = transcript.text.strip()
@@ -115,15 +144,17 @@ class Pipeline:
         asked = as_question(question)  # a written question, not a lower-case transcript
         if asked != question:
             _LOG.debug("[%s] asking the LLM: %r", record.turn_id, asked)
-        self._speak_reply(asked, record, cancel, end_of_audio)
+        self._speak_reply(asked, record, cancel, end_of_audio, events)
         return record
 
-    def _speak_reply(self, question: str, record: TurnRecord, cancel: threading.Event, end_of_audio: float) -> None:
+    def _speak_reply(self, question: str, record: TurnRecord, cancel: threading.Event, end_of_audio: float,
+                     events: TurnEvents) -> None:
         sentences: queue.Queue[object] = queue.Queue()
         clock = _Clock(end_of_audio)
         errors: list[BaseException] = []
         worker = threading.Thread(
-            target=self._tts_worker, args=(sentences, clock, cancel, errors), name=f"tts-{record.turn_id}", daemon=True
+            target=self._tts_worker, args=(sentences, clock, cancel, errors, events), name=f"tts-{record.turn_id}",
+            daemon=True,
         )
         worker.start()
         splitter = SentenceSplitter(self.first_clause_words)
@@ -166,7 +197,8 @@ class Pipeline:
         )
 
     def _tts_worker(
-        self, sentences: queue.Queue[object], clock: _Clock, cancel: threading.Event, errors: list[BaseException]
+        self, sentences: queue.Queue[object], clock: _Clock, cancel: threading.Event, errors: list[BaseException],
+        events: TurnEvents,
     ) -> None:
         while True:
             item = sentences.get()
@@ -181,6 +213,7 @@ class Pipeline:
                     now = time.perf_counter()
                     if clock.first_audio is None:
                         clock.first_audio = now
+                        events.speaking()
                     clock.last_audio = now
                     clock.audio_out_s += clip.seconds
                     self.speaker.play(clip)

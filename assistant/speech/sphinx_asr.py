@@ -56,12 +56,14 @@ class SphinxTranscriber:
         ``state_dir``: keep the normalisation state of input ``device`` there (None: start from the
         prior every time and save nothing).
         """
-        if rate < 8000:
-            raise ConfigError(f"asr.rate must be at least 8000 Hz for pocketsphinx, got {rate}")
         try:
             import pocketsphinx
         except ImportError as exc:
             raise ModelNotFound("the pocketsphinx package is not installed; run: pip install pocketsphinx") from exc
+        lowest = min_rate()
+        if rate < lowest:
+            raise ConfigError(f"asr.rate {rate} Hz is too low for the pocketsphinx fallback: its en-US model hears up "
+                              f"to {lowest // 2} Hz, so it needs at least {lowest} Hz (16000 is its own rate)")
         started = time.monotonic()
         self.store = None if state_dir is None else CmnStore(state_dir, device=device, rate=rate, model=model_id())
         saved = self.store.load() if self.store is not None else None
@@ -109,6 +111,23 @@ class SphinxTranscriber:
         """Free the decoder."""
         self._decoder = None
         self._active = None
+
+
+def min_rate() -> int:
+    """The lowest sample rate the bundled en-US model can use: twice the top of its filter bank
+    (``-upperf`` in its ``feat.params``, 6800 Hz), below which the decoder refuses to start."""
+    import pocketsphinx
+
+    upper = 6800
+    params = Path(pocketsphinx.get_model_path()) / "en-us" / "en-us" / "feat.params"
+    try:
+        for line in params.read_text(encoding="utf-8").splitlines():
+            key, _, value = line.strip().partition(" ")
+            if key == "-upperf":
+                upper = int(float(value))
+    except (OSError, ValueError) as exc:
+        _LOG.debug("cannot read %s (%s); assuming -upperf %d", params, exc, upper)
+    return 2 * upper
 
 
 def model_id() -> str:

@@ -16,7 +16,7 @@ from assistant.messages import TurnLogEntry
 from assistant.turnlog import last_turn_number, numbered_turn_id, read_turns
 from assistant.soak.checks import Outcome
 from assistant.soak.driver import Driver
-from assistant.soak.fuzzing import time_limit
+from fuzzing import time_limit
 from assistant.soak.rig import BANDS, Rig, RigOptions, build_rig, question_clips
 
 
@@ -122,7 +122,7 @@ def test_the_state_history_stays_bounded(driven: Driver) -> None:
                   policy=a.policy, shutdowner=a.shutdowner)
     for _ in range(HISTORY_LIMIT + 50):
         b.history.append((0.0, State.IDLE))
-    b._set(State.IDLE)
+    b._enter(State.IDLE)
     assert len(b.history) == HISTORY_LIMIT
     a.led.set_state(a.led.history[-1][1])
 

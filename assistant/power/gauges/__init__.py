@@ -1,4 +1,5 @@
-"""Battery gauges for UPS HATs, their chip emulations and the simulated pack; ``open_gauge`` picks one."""
+"""Battery gauges for UPS HATs (their emulations and the simulated pack live in ``assistant.sim``);
+``open_gauge`` picks one."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from assistant.power.gauges.detect import open_gauge, probe_i2c, simulated_pack
 from assistant.power.gauges.ina219 import Ina219Gauge
 from assistant.power.gauges.max1704x import Max1704xGauge
 from assistant.power.gauges.pisugar import PiSugarGauge
-from assistant.power.gauges.simulated import SimulatedPack
 from assistant.power.gauges.waveshare_e import UpsHatEStatus, WaveshareEGauge
 
 _LOG = logging.getLogger(__name__)
@@ -22,7 +22,6 @@ __all__ = [
     "PiSugarGauge",
     "PlausibilityLimits",
     "RegisterBus",
-    "SimulatedPack",
     "UpsHatEStatus",
     "WaveshareEGauge",
     "open_gauge",

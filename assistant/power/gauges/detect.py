@@ -16,7 +16,7 @@ from assistant.power.gauges.base import Gauge, LazySMBus, RegisterBus, swap16
 from assistant.power.gauges.ina219 import PROFILES, Ina219Gauge
 from assistant.power.gauges.max1704x import REG_SOC, REG_VCELL, VCELL_LSB_V, Max1704xGauge
 from assistant.power.gauges.pisugar import DEFAULT_SOCKET, PiSugarGauge
-from assistant.power.gauges.simulated import SimulatedPack
+from assistant.sim.pack import SimulatedPack
 from assistant.power.gauges.waveshare_e import CHIP_ID, WaveshareEGauge
 
 _LOG = logging.getLogger(__name__)

@@ -3,7 +3,7 @@ INA219, so that the appliance's real driver reads it through /dev/i2c-N with smb
 
 i2c-stub stores one 16-bit word per register and nothing more. This process plays the chip's part
 around it, with the register semantics of the appliance's chip model
-(``assistant.power.gauges.emu_ina219.EmulatedIna219``: datasheet arithmetic, CALIBRATION bit 0,
+(``assistant.sim.chips.ina219.EmulatedIna219``: datasheet arithmetic, CALIBRATION bit 0,
 CONFIG reset, conversion timing):
 
 - what the driver writes (CONFIG, CALIBRATION) is taken from the stub into the chip model;
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from smbus2 import SMBus
 
-from assistant.power.gauges.emu_ina219 import (
+from assistant.sim.chips.ina219 import (
     REG_BUS,
     REG_CALIBRATION,
     REG_CONFIG,

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from assistant.messages import BatteryReading
-from assistant.power.gauges.emu_bus import RegisterChip, _nack
+from assistant.sim.chips.bus import RegisterChip, _nack
 
 _LOG = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import logging
 from typing import Literal
 
 from assistant.messages import BatteryReading
-from assistant.power.gauges.emu_bus import RegisterChip
+from assistant.sim.chips.bus import RegisterChip
 
 _LOG = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from assistant.messages import BatteryReading
-from assistant.power.gauges.emu_bus import RegisterChip
+from assistant.sim.chips.bus import RegisterChip
 
 _LOG = logging.getLogger(__name__)
 

@@ -10,22 +10,15 @@ from collections.abc import Callable
 
 from assistant.errors import ConfigError
 from assistant.messages import BatteryReading
+from assistant.power.battery_config import REFERENCE_PACK_WH, SimulatedPackConfig
 from assistant.power.cutoff import DEFAULT_EMPTY, EmptyPoint
 from assistant.power.gauges.base import DEFAULT_LIMITS, PlausibilityLimits, check_plausible
 from assistant.power.gauges.ocv import LI_ION_REST, OcvCurve, cell_voltage_from_soc, validate_curve
 
 _LOG = logging.getLogger(__name__)
 
-PI5_IDLE_W = 2.8
-"""Raspberry Pi 5 idle at the wall (geerlingguy/sbc-reviews, hardware.md section 3.3)."""
-PI5_STRESS_W = 9.7
-"""Raspberry Pi 5 under stress-ng on all 4 cores, same source."""
-PI5_W_PER_BUSY_CORE = 1.7
-"""(9.7 W - 2.8 W) / 4 cores = 1.725 W, rounded: the extra board power of one fully busy core."""
-BOOST_EFFICIENCY = 0.9
-"""Pack-to-5 V converter efficiency: hardware.md puts the boost loss at 10-15 % (sections 1.9, 3.3)."""
-PACK_2S_18650_WH = 19.24
-"""2x 18650, 3.7 V x 2.6 Ah in series = 19.24 Wh nominal (hardware.md section 1.9)."""
+_DEFAULTS = SimulatedPackConfig()
+"""The pack's physical defaults are the configuration's (battery.simulated), sources cited there."""
 
 
 class SimulatedPack:
@@ -52,20 +45,20 @@ class SimulatedPack:
     def __init__(
         self,
         *,
-        capacity_wh: float = PACK_2S_18650_WH,
+        capacity_wh: float = REFERENCE_PACK_WH,
         start_soc_pct: float = 100.0,
         cells_in_series: int = 2,
         ocv_curve: OcvCurve = LI_ION_REST,
-        internal_resistance_ohm: float = 0.1,
-        idle_w: float = PI5_IDLE_W,
-        w_per_busy_core: float = PI5_W_PER_BUSY_CORE,
-        boost_efficiency: float = BOOST_EFFICIENCY,
+        internal_resistance_ohm: float = _DEFAULTS.internal_resistance_ohm,
+        idle_w: float = _DEFAULTS.idle_w,
+        w_per_busy_core: float = _DEFAULTS.w_per_busy_core,
+        boost_efficiency: float = _DEFAULTS.boost_efficiency,
         time_scale: float = 1.0,
         cpu_time_fn: Callable[[], float] | None = None,
         clock: Callable[[], float] = time.monotonic,
         external_power: bool = False,
         power_profile: Callable[[float], float] | None = None,
-        charge_w: float = 10.0,
+        charge_w: float = _DEFAULTS.charge_w,
         max_cores: int = 4,
         max_step_s: float = 1.0,
         limits: PlausibilityLimits = DEFAULT_LIMITS,
