@@ -223,3 +223,15 @@ benchroot: 43130/655360 files (0.2% non-contiguous), 420190/2621440 blocks
     assert bench.fsck_problems(said) == []
     assert bench.fsck_problems(said + "Inode 1234 has illegal block(s).  Clear? yes\n") == [
         "Inode 1234 has illegal block(s).  Clear? yes"]
+
+
+def test_the_guest_helpers_import_what_the_appliance_has() -> None:
+    """ina219_chip.py runs in the guest on the installed appliance's modules: a module the appliance
+    moved would only show twenty minutes into a bench run."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_ina219_chip", SYSTEM / "guest" / "ina219_chip.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.SHUNT_OHMS == 0.1
