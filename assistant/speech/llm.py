@@ -302,35 +302,43 @@ class LlamaResponder:
         )
         return stream
 
-    def _generate(self, gen: Generation, tokens: list[int], cancel: threading.Event | None,
-                  t0: float) -> Iterator[str]:
-        """Sample a reply to the prompt ``tokens`` (reusing the cached prefix), filling in ``gen``."""
-        llm = self._llm
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    def _counted(self, gen: Generation, stream: Iterator[int], cancel: threading.Event | None, t0: float, *,
+                 until_eog: bool = True) -> Iterator[int]:
+        """The tokens of ``stream`` as they come, counted and timed in ``gen`` (first token from ``t0``);
+        ends, with ``gen.stop`` said, on a cancel, at the end of the text (``until_eog``) or at
+        ``max_tokens``."""
         first_at = 0.0
-        gen.stop = ""
-        for token in self._sample(gen, tokens):
+        for token in stream:
             now = time.perf_counter()
             if cancel is not None and cancel.is_set():
                 gen.stop = "cancelled"
-                break
-            if _is_eog(self._vocab, token):
+                return
+            if until_eog and _is_eog(self._vocab, token):
                 gen.stop = "eos"
-                break
+                return
             gen.tokens += 1
             if gen.first_token_s is None:
                 gen.first_token_s = now - t0
                 first_at = now
             gen.decode_s = now - first_at
+            yield token
+            if gen.tokens >= self.max_tokens:
+                gen.stop = "length"
+                return
+            if cancel is not None and cancel.is_set():
+                gen.stop = "cancelled"
+                return
+
+    def _generate(self, gen: Generation, tokens: list[int], cancel: threading.Event | None,
+                  t0: float) -> Iterator[str]:
+        """Sample a reply to the prompt ``tokens`` (reusing the cached prefix), filling in ``gen``."""
+        llm = self._llm
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        gen.stop = ""
+        for token in self._counted(gen, self._sample(gen, tokens), cancel, t0):
             text = decoder.decode(llm.detokenize([token]))
             if text:
                 yield text
-            if gen.tokens >= self.max_tokens:
-                gen.stop = "length"
-                break
-            if cancel is not None and cancel.is_set():
-                gen.stop = "cancelled"
-                break
         tail = decoder.decode(b"", final=True)
         if not gen.stop:
             gen.stop = "length"

@@ -49,26 +49,15 @@ class TwinResponder(LlamaResponder):
         gen.words_estimate = self.twin.words_estimate()
         pieces: list[str] = []
         generated: list[int] = []
-        first_at = 0.0
         try:
-            for token in stream:  # every token of the budget: the twin's end-of-text means nothing
+            # every token of the budget: the twin's end-of-text means nothing
+            for token in self._counted(gen, stream, cancel, t0, until_eog=False):
                 generated.append(token)
-                now = time.perf_counter()
-                if cancel is not None and cancel.is_set():
-                    gen.stop = "cancelled"
-                    break
-                gen.tokens += 1
-                if gen.first_token_s is None:
-                    gen.first_token_s = now - t0
-                    first_at = now
-                gen.decode_s = now - first_at
                 due = round(gen.tokens * self.twin.words_per_token)
                 while len(pieces) < due:
                     word = self._words[len(pieces) % len(self._words)]
                     pieces.append(word)
                     yield ("" if len(pieces) == 1 else " ") + word
-                if gen.tokens >= self.max_tokens:
-                    break
         finally:
             gen.gen_s = time.perf_counter() - t0
             gen.text = " ".join(pieces)
