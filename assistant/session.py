@@ -216,7 +216,8 @@ class Session:
         p = plan(ladder, costs, remaining_j=remaining,
                  idle_w=self._idle_w(reading), per_hour=None if per_hour is None else per_hour / scale,
                  hours_left=hours_left, current=self.tier.name if self.tier is not None else None,
-                 rate_known=per_hour is not None)
+                 rate_known=per_hour is not None,
+                 answering=frozenset(t.name for t in self.tiers.ladder if t.kind == "llm"))
         return (p if gov.active else None), list(p.outlooks)
 
     def _j_per_pct(self, soc: float, source: str, scale: float) -> float | None:

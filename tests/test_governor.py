@@ -214,3 +214,15 @@ def test_known_costs_but_no_rate_of_questions_yet_leave_it_to_the_threshold_ladd
     p = plan(LADDER, COSTS, remaining_j=PACK_J, idle_w=3.0, per_hour=None, hours_left=8.0, rate_known=False)
     assert p.tier is None and "how often" in p.reason and p.outlooks[0].hours is not None
     assert plan(LADDER, COSTS, remaining_j=PACK_J, idle_w=3.0, per_hour=None, hours_left=8.0).tier == "fixed"
+
+
+def test_leaving_fixed_phrases_for_an_answering_tier_needs_no_wider_margin() -> None:
+    """On fixed phrases, an LLM tier that reaches the target by the ordinary 5 % is taken at once: otherwise
+    the wider margin for moving up keeps the appliance answering with fixed phrases while it could answer."""
+    llm = frozenset({"q8_0", "q4_k_m", "q2_k"})
+    # q2_k lasts 4.85 h: 7.8 % over a 4.5 h target, enough to stay, not enough to move up between LLM tiers
+    p = plan(LADDER, COSTS, remaining_j=PACK_J, idle_w=3.0, per_hour=240.0, hours_left=4.5, current="fixed",
+             answering=llm)
+    assert p.tier == "q2_k", p.reason
+    assert plan(LADDER, COSTS, remaining_j=PACK_J, idle_w=3.0, per_hour=240.0, hours_left=4.5,
+                current="fixed").tier == "fixed"  # without knowing which tiers answer: the wider margin holds

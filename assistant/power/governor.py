@@ -140,7 +140,7 @@ def outlook(tier: str, cost: TierCost | None, *, remaining_j: float, idle_w: flo
 
 def plan(ladder: Sequence[str], costs: dict[str, TierCost], *, remaining_j: float, idle_w: float,
          per_hour: float | None, hours_left: float | None, current: str | None = None,
-         rate_known: bool = True) -> Plan:
+         rate_known: bool = True, answering: frozenset[str] | None = None) -> Plan:
     """The richest tier of ``ladder`` (richest first, available tiers only) whose projected life reaches
     ``hours_left``.
 
@@ -156,7 +156,9 @@ def plan(ladder: Sequence[str], costs: dict[str, TierCost], *, remaining_j: floa
 
     A tier richer than ``current`` (the tier in use) must reach the target by ``UP_MARGIN`` rather than
     ``MARGIN``: every change of tier loads another model file and evaluates the conversation again,
-    so the plan does not move up for a projection that the next turn may take back.
+    so the plan does not move up for a projection that the next turn may take back. Leaving a tier
+    that does not answer (fixed phrases: not in ``answering``, when given) for one that does needs
+    only ``MARGIN``: an answer is worth a model load.
     """
     looks = tuple(outlook(t, costs.get(t), remaining_j=remaining_j, idle_w=idle_w, per_hour=per_hour,
                           hours_left=hours_left) for t in ladder)
@@ -167,7 +169,8 @@ def plan(ladder: Sequence[str], costs: dict[str, TierCost], *, remaining_j: floa
     if not rate_known:  # costs from earlier days, no question yet today: projecting back to back would pick the leanest
         return Plan(None, "too few questions yet to know how often they come: the threshold ladder decides",
                     looks, hours_left)
-    at = list(ladder).index(current) if current is not None and current in ladder else None
+    answers_now = answering is None or current in answering
+    at = list(ladder).index(current) if current is not None and current in ladder and answers_now else None
     for i, o in enumerate(looks):
         if o.hours is None:
             return Plan(o.tier, f"measuring what tier {o.tier} costs per answer", looks, hours_left)
