@@ -182,6 +182,8 @@ class GovernorNote:
     target_hours_left: float | None
     hours: dict[str, float | None]
     """Per tier: hours the pack would last on it (None: not measured yet)."""
+    idle_w: float | None = None
+    """The draw between answers the projections counted on (W); None in logs written before it was kept."""
 
     @classmethod
     def from_json(cls, data: Any) -> GovernorNote | None:
@@ -189,7 +191,8 @@ class GovernorNote:
             return None
         hours = data.get("hours")
         return cls(_text(data.get("tier")), str(data.get("reason") or ""), _num(data.get("target_hours_left")),
-                   {str(k): _num(v) for k, v in hours.items()} if isinstance(hours, dict) else {})
+                   {str(k): _num(v) for k, v in hours.items()} if isinstance(hours, dict) else {},
+                   _num(data.get("idle_w")))
 
 
 @dataclass(frozen=True)

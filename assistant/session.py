@@ -14,7 +14,7 @@ from assistant.errors import BatteryReadError, ConfigError, ModelError, ModelNot
 from assistant.messages import BatteryReading, TurnLogEntry, TurnRecord
 from assistant.power.cutoff import EmptyPoint, power_source
 from assistant.power.empty_store import empty_point_for
-from assistant.power.energy import EnergyMeter
+from assistant.power.energy import EnergyMark, EnergyMeter
 from assistant.power.fixed_replies import FixedResponder
 from assistant.power.gauges import Gauge, open_gauge
 from assistant.power.governor import Costs, Outlook, Plan, TierCost, energy_per_pct, plan, remaining_energy_j
@@ -104,6 +104,8 @@ class Session:
         what the pack has given per percent since then is what the governor counts on for the rest."""
         self.last_entry: TurnLogEntry | None = None
         """The turn log entry of the last turn (also of a failed one)."""
+        self._idle_from: EnergyMark | None = None
+        """The meter's mark at the end of the last turn: the gap from it to the next turn is idle draw."""
         self.tier: Tier | None = None
         self.responder: Responder | None = None
         self._conversation: tuple[str, list[tuple[str, str]]] | None = None
@@ -192,7 +194,11 @@ class Session:
         return float(getattr(self.gauge, "time_scale", 1.0))
 
     def _idle_w(self, reading: BatteryReading) -> float:
-        """The draw between turns (W): between turns the latest reading is an idle one."""
+        """The draw between turns (W), as measured over the gaps between turns; until enough of them, the
+        latest reading (taken as a question arrives, so a busy one: the projection errs short)."""
+        measured = self.costs.idle_w()
+        if measured is not None:
+            return measured
         if reading.power_w is not None and reading.power_w < 0:
             return -reading.power_w
         return 0.0
@@ -330,6 +336,10 @@ class Session:
         started = time.time()
         before = self.reading()
         start = self.meter.mark()
+        if self._idle_from is not None and before is not None and power_source(before) != "external":
+            # the gap since the last turn, on battery: what idling costs
+            gap = self.meter.between(self._idle_from, start)
+            self.costs.add_idle(gap.joules, gap.seconds)
         tier: Tier | None = None
         try:
             tier = self.select_tier()  # inside: a tier that fails to load is a failed turn, logged
@@ -349,7 +359,9 @@ class Session:
             raise
         finally:
             self.meter.poll()
-            span = self.meter.record_turn(start, self.meter.mark())
+            end = self.meter.mark()
+            span = self.meter.record_turn(start, end)
+            self._idle_from = end
             after = self.reading()
             written = self.turn_log.written
             self.last_entry = self.turn_log.write_turn(record, tier=tier, before=before, after=after, energy=span,

@@ -46,7 +46,7 @@ def _governor(plan: Plan | None) -> GovernorNote | None:
     if plan is None:
         return None
     return GovernorNote(plan.tier, plan.reason, _num(plan.target_hours_left, 3),
-                        {o.tier: _num(o.hours, 3) for o in plan.outlooks})
+                        {o.tier: _num(o.hours, 3) for o in plan.outlooks}, _num(plan.idle_w, 3))
 
 
 def turn_entry(

@@ -73,6 +73,8 @@ class PlanRow:
     projected_h: float | None
     """Hours the pack would last on the turn's tier, as projected before the turn (None: not known yet)."""
     reason: str
+    idle_w: float | None = None
+    """The draw between answers the projection counted on (W)."""
 
 
 @dataclass
@@ -185,7 +187,7 @@ class RunData:
             out.append(PlanRow(seq=seq, pack_h=(r.unix - start) * self.time_scale / 3600.0 if start and r.unix else None,
                                soc_pct=r.battery_before.soc_pct if r.battery_before is not None else None,
                                target_left_h=note.target_hours_left, chosen=note.tier, tier=r.tier,
-                               projected_h=hours, reason=note.reason))
+                               projected_h=hours, reason=note.reason, idle_w=note.idle_w))
         return out
 
     @property

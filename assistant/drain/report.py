@@ -153,7 +153,7 @@ def _facts(run: RunData) -> list[list[str]]:
 
 
 PLAN_HEADER = ["turn", "pack time h", "SoC %", "target in h", "governor chose", "tier used", "projected h on it",
-               "why"]
+               "idle W", "why"]
 PLAN_ROWS = 40
 """The plan table shows the turns where the plan changed; past this many rows, the first and last half of them."""
 
@@ -185,7 +185,7 @@ def plan_rows(run: RunData) -> list[list[str]]:
     if len(keep) > PLAN_ROWS:
         keep = keep[: PLAN_ROWS // 2] + keep[-PLAN_ROWS // 2 :]
     return [[str(r.seq), f(r.pack_h), f(r.soc_pct, ".1f"), f(r.target_left_h), r.chosen or "(threshold ladder)",
-             r.tier or "-", f(r.projected_h), r.reason] for r in keep]
+             r.tier or "-", f(r.projected_h), f(r.idle_w), r.reason] for r in keep]
 
 
 def add_governor(doc: Doc, run: RunData) -> None:
@@ -199,10 +199,12 @@ def add_governor(doc: Doc, run: RunData) -> None:
     doc.add(Heading("The governor's plan"), Para(
         f"{target_line(run)}; {rate}. LLM answers per tier: {by_tier(run)}. The governor chose the tier of "
         f"{decided} of {len(run.records)} turns; before that the threshold ladder did (too little measured). "
-        "Before every turn it projects, from what each tier has cost per answer, the idle draw and the rate of "
-        "questions, how long the pack lasts on each tier, and keeps the richest one that reaches the target "
-        f"with a margin. Turns where the plan changed (of {len(plan)} planned):"),
-        Table(PLAN_HEADER, plan_rows(run), "rrrrllrl"))
+        "Before every turn it projects, from what each tier has cost per answer, the draw between answers (as "
+        "measured over the gaps between turns) and the rate of questions, how long the pack lasts on each tier; "
+        "it finds the richest tier that reaches the target with a margin, and answers on the tier just richer "
+        "while what that one would leave over pays for it. Turns where the plan changed (of "
+        f"{len(plan)} planned):"),
+        Table(PLAN_HEADER, plan_rows(run), "rrrrllrrl"))
 
 
 def build_doc(run: RunData, images: dict[str, str]) -> Doc:

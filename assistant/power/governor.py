@@ -112,6 +112,8 @@ class Plan:
     outlooks: tuple[Outlook, ...]
     target_hours_left: float | None
     """Hours from now to the target; None without one."""
+    idle_w: float | None = None
+    """The draw between answers the projections counted on (W)."""
 
 
 def average_power_w(cost: TierCost, idle_w: float, per_hour: float | None) -> float:
@@ -121,6 +123,12 @@ def average_power_w(cost: TierCost, idle_w: float, per_hour: float | None) -> fl
         return cost.joules / max(cost.seconds, 1e-9)
     rate = per_hour / 3600.0
     return idle_w + rate * max(0.0, cost.joules - idle_w * cost.seconds)
+
+
+def energy_needed_j(cost: TierCost, idle_w: float, per_hour: float | None, seconds: float) -> float:
+    """Energy (J) ``seconds`` of service take on this tier: the idle draw all along, plus what each answer
+    costs over idling for as long, for as many questions as the rate brings (back to back at most)."""
+    return average_power_w(cost, idle_w, per_hour) * max(0.0, seconds)
 
 
 def outlook(tier: str, cost: TierCost | None, *, remaining_j: float, idle_w: float, per_hour: float | None,
@@ -141,48 +149,76 @@ def outlook(tier: str, cost: TierCost | None, *, remaining_j: float, idle_w: flo
 def plan(ladder: Sequence[str], costs: dict[str, TierCost], *, remaining_j: float, idle_w: float,
          per_hour: float | None, hours_left: float | None, current: str | None = None,
          rate_known: bool = True, answering: frozenset[str] | None = None) -> Plan:
-    """The richest tier of ``ladder`` (richest first, available tiers only) whose projected life reaches
-    ``hours_left``.
+    """The tier for the next answer, from ``ladder`` (richest first, available tiers only), so that the pack
+    reaches ``hours_left``.
 
-    Walking down the ladder: a tier with a known cost that reaches the target is chosen; one that
-    does not is passed; one whose cost is not known yet is chosen to be measured (the ladder below a
-    measured tier is only learnt by using it). With every known tier short of the target, the leanest
-    is chosen. Without a target, or before any tier has ``MIN_ANSWERS`` measured answers, the
-    governor has no choice to make (``tier`` None): the threshold ladder decides.
+    First the richest tier that lasts on its own: walking down the ladder, a tier with a known cost whose
+    projected life reaches the target by ``MARGIN`` is the one; one that does not is passed; one whose cost
+    is not known yet is chosen to be measured (the ladder below a measured tier is only learnt by using it).
+    With every known tier short of the target, the leanest is chosen.
 
-    ``rate_known`` False (fewer than two questions in the rate window, as at the start of a day whose
-    costs come from earlier days' turn log) leaves the choice to the threshold ladder too: ``per_hour``
-    None then means "not known", not "back to back".
+    Then the spending: the tier just richer than the one that lasts answers this question when the pack,
+    after this answer on it, still reaches the target with every later question on the one that lasts. So
+    the energy a tier that lasts would leave over is spent on richer answers, first answers first, and the
+    last questions are not left to the leanest tiers while the pack had energy to spare; the budget is only
+    ever spread over two neighbouring tiers, the split a fixed number of answers needs for the most rich
+    ones. The fixed phrases (the leanest rung) thus answer only the share of questions no answering tier
+    can pay for.
+
+    Without a target, or before any tier has ``MIN_ANSWERS`` measured answers, the governor has no choice
+    to make (``tier`` None): the threshold ladder decides. ``rate_known`` False (fewer than two questions in
+    the rate window, as at the start of a day whose costs come from earlier days' turn log) leaves the
+    choice to the threshold ladder too: ``per_hour`` None then means "not known", not "back to back".
 
     A tier richer than ``current`` (the tier in use) must reach the target by ``UP_MARGIN`` rather than
-    ``MARGIN``: every change of tier loads another model file and evaluates the conversation again,
-    so the plan does not move up for a projection that the next turn may take back. Leaving a tier
-    that does not answer (fixed phrases: not in ``answering``, when given) for one that does needs
-    only ``MARGIN``: an answer is worth a model load.
+    ``MARGIN``, on its own and for the spending alike: every change of tier loads another model file and
+    evaluates the conversation again, so the plan does not move up for a projection that the next turn may
+    take back. Leaving a tier that does not answer (fixed phrases: not in ``answering``, when given) for one
+    that does needs only ``MARGIN``: an answer is worth a model load.
     """
     looks = tuple(outlook(t, costs.get(t), remaining_j=remaining_j, idle_w=idle_w, per_hour=per_hour,
                           hours_left=hours_left) for t in ladder)
     if hours_left is None:
-        return Plan(None, "no target set", looks, None)
+        return Plan(None, "no target set", looks, None, idle_w)
     if not any(o.hours is not None for o in looks):
-        return Plan(None, "too little measured yet: the threshold ladder decides", looks, hours_left)
+        return Plan(None, "too little measured yet: the threshold ladder decides", looks, hours_left, idle_w)
     if not rate_known:  # costs from earlier days, no question yet today: projecting back to back would pick the leanest
         return Plan(None, "too few questions yet to know how often they come: the threshold ladder decides",
-                    looks, hours_left)
+                    looks, hours_left, idle_w)
     answers_now = answering is None or current in answering
     at = list(ladder).index(current) if current is not None and current in ladder and answers_now else None
+
+    def margin(i: int) -> float:
+        return UP_MARGIN if at is not None and i < at else MARGIN
+
+    lasting: int | None = None
     for i, o in enumerate(looks):
         if o.hours is None:
-            return Plan(o.tier, f"measuring what tier {o.tier} costs per answer", looks, hours_left)
-        if at is not None and i < at and o.hours < hours_left * (1.0 + UP_MARGIN):
-            continue  # richer than the tier in use, and not by enough to move up
-        if o.meets_target:
-            return Plan(o.tier, f"tier {o.tier} lasts {o.hours:.1f} h, the target is {hours_left:.1f} h away",
-                        looks, hours_left)
-    lean = looks[-1]
-    return Plan(lean.tier, f"no tier reaches the target {hours_left:.1f} h away; the leanest lasts "
-                f"{lean.hours or 0:.1f} h", looks, hours_left)
+            return Plan(o.tier, f"measuring what tier {o.tier} costs per answer", looks, hours_left, idle_w)
+        if o.hours >= hours_left * (1.0 + margin(i)):
+            lasting = i
+            break
+    if lasting is None:
+        lean = looks[-1]
+        return Plan(lean.tier, f"no tier reaches the target {hours_left:.1f} h away; the leanest lasts "
+                    f"{lean.hours or 0:.1f} h", looks, hours_left, idle_w)
+    keep = looks[lasting]
+    if lasting > 0:
+        richer = ladder[lasting - 1]
+        seconds = hours_left * 3600.0
+        rich, lean_cost = costs[richer], costs[keep.tier]
+        need = rich.joules + energy_needed_j(lean_cost, idle_w, per_hour, seconds - rich.seconds)
+        if remaining_j >= need * (1.0 + margin(lasting - 1)):
+            return Plan(richer, f"tier {keep.tier} lasts {keep.hours:.1f} h, the target is {hours_left:.1f} h "
+                        f"away: this answer on {richer} leaves enough for the rest on {keep.tier}",
+                        looks, hours_left, idle_w)
+    return Plan(keep.tier, f"tier {keep.tier} lasts {keep.hours:.1f} h, the target is {hours_left:.1f} h away",
+                looks, hours_left, idle_w)
 
+
+MIN_IDLE_S = 10.0
+"""Seconds between turns measured before their draw is believed as the idle draw (s): a reading taken as a
+question arrives finds the appliance already busy, so the gaps between turns are what idle costs."""
 
 MIN_SOC_DROP_PCT = 3.0
 """State of charge the pack must have given up before the energy that took is believed over the configured
@@ -219,8 +255,17 @@ class Costs:
         self.rate_window_s = rate_window_s
         self._turns: dict[str, deque[tuple[float, float]]] = {}
         self._asked: deque[float] = deque(maxlen=200)
-        self.idle_w = 0.0
-        """The draw between turns (W), as last measured."""
+        self._idle: deque[tuple[float, float]] = deque(maxlen=window)
+
+    def add_idle(self, joules: float, seconds: float) -> None:
+        """The energy (J) drawn over ``seconds`` between two turns."""
+        if joules >= 0 and seconds > 0:
+            self._idle.append((joules, seconds))
+
+    def idle_w(self) -> float | None:
+        """The draw between turns (W) over the last ``window`` gaps; None before ``MIN_IDLE_S`` of them."""
+        seconds = sum(s for _, s in self._idle)
+        return None if seconds < MIN_IDLE_S else sum(j for j, _ in self._idle) / seconds
 
     def add_turn(self, tier: str, joules: float, seconds: float, at: float) -> None:
         """One answered turn: its tier, energy (J), length (s) and when it began (s, any clock)."""
