@@ -87,6 +87,8 @@ def test_options_round_trip_and_reject_bad_values(tmp_path: Path) -> None:
                         speaker="files", max_turns=9)
     assert DrainOptions.from_json(json.loads(json.dumps(opts.to_json())), "meta.json") == opts
     assert opts.mode == "pinned q2_k" and DrainOptions().mode == "adaptive"
+    # a run's id names its mode: a governor run is not called adaptive
+    assert [o.slug for o in (opts, DrainOptions(), DrainOptions(target_hours=2.0))] == ["q2_k", "adaptive", "governor"]
     bad: list[dict[str, Any]] = [{"until_pct": 100}, {"time_scale": 0}, {"capacity_wh": -1}, {"speaker": "hdmi"},
                                  {"max_turns": 0}]
     for values in bad:

@@ -173,7 +173,7 @@ def start_run(
     _check_tier(cfg, opts)
     hashes = HashCache(cfg.paths.state_dir.expanduser() / HASH_CACHE)
     corpus = _corpus(cfg, opts, hashes)
-    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + (opts.tier or "adaptive") + ("-twin" if opts.twin else "")
+    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + opts.slug + ("-twin" if opts.twin else "")
     files = RunFiles(out if out is not None else run_root(cfg) / run_id)
     if (files.root / "meta.json").exists():
         raise DrainError(f"{files.root} already holds a drain run; continue it with --resume {files.root}")

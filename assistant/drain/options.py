@@ -82,6 +82,11 @@ class DrainOptions:
         return "empty point" if self.until_pct is None else f"state of charge {self.until_pct:g} %"
 
     @property
+    def slug(self) -> str:
+        """The mode in a run's id: the pinned tier, ``governor`` or ``adaptive``."""
+        return self.tier or ("adaptive" if self.target_hours is None else "governor")
+
+    @property
     def mode(self) -> str:
         """``adaptive``, ``governor <hours> h`` or ``pinned <tier>``, with ``on the speed twin`` for a
         twin run."""
