@@ -10,9 +10,9 @@
 #      from the Debian mirror this machine's apt uses (arm64 runs through qemu-user: needs
 #      binfmt_misc, as ../shared-style arm64 roots do);
 #   2. the Debian kernel and its headers, with the security updates a fresh install gets;
-#   3. gpio-sim, which Debian's kernels do not build: its source is taken from Debian's own
-#      linux-source package (the version of the installed kernel) and built out of tree against
-#      the matching headers, into /lib/modules/KVER/updates;
+#   3. gpio-sim, which Debian's kernels do not build (and i2c-stub, which the arm64 one does not):
+#      its source is taken from Debian's own linux-source package (the version of the installed
+#      kernel) and built out of tree against the matching headers, into /lib/modules/KVER/updates;
 #   4. what Raspberry Pi OS has and plain Debian lacks, so that deploy/install.sh meets a Pi-like
 #      system: the gpio group and the udev rule giving it /dev/gpiochip*;
 #   5. the bench's own boot hook (bench-init.service: runs the scenario's setup from the bench
@@ -120,6 +120,15 @@ else
   modname=gpio-sim-bench
   printf 'obj-m := gpio-sim-bench.o\ngpio-sim-bench-y := gpio-sim.o irq_sim.o\n' >"$mod/Kbuild"
 fi
+stub=
+if ! grep -Eq '^CONFIG_I2C_STUB=(y|m)' "$cfg"; then
+  # Debian's arm64 kernel does not build i2c-stub (its amd64 one does): from the same source, beside gpio-sim.
+  grep -Eq '^CONFIG_I2C=(y|m)' "$cfg" || { echo "build-base.sh: the kernel lacks CONFIG_I2C, which i2c-stub needs" >&2; exit 1; }
+  files+=(drivers/i2c/i2c-stub.c)
+  printf 'obj-m += i2c-stub.o\n' >>"$mod/Kbuild"
+  stub=i2c-stub
+  step "i2c-stub from $src_pkg=$src_version (the kernel does not build it)"
+fi
 in_root sh -c "cd /tmp && apt-get download -q '$src_pkg=$src_version'" >>"$out/build.log" 2>&1 \
   || { tail -5 "$out/build.log" >&2; echo "build-base.sh: cannot download $src_pkg=$src_version" >&2; exit 1; }
 deb=$(ls "$root"/tmp/"${src_pkg}"_*.deb)
@@ -136,6 +145,7 @@ fi
 in_root make -C "/lib/modules/$kver/build" M=/usr/src/bench-gpio-sim modules >>"$out/build.log" 2>&1 \
   || { tail -30 "$out/build.log" >&2; echo "build-base.sh: gpio-sim did not build" >&2; exit 1; }
 install -D -m 0644 "$mod/$modname.ko" "$root/lib/modules/$kver/updates/$modname.ko"
+[ -z "$stub" ] || install -D -m 0644 "$mod/$stub.ko" "$root/lib/modules/$kver/updates/$stub.ko"
 in_root depmod "$kver"
 echo "$modname" >"$out/gpio-sim-module"
 
