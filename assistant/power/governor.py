@@ -68,10 +68,17 @@ def clock_minutes(text: str) -> int:
 
 MIN_ANSWERS = 3
 """Answers measured on a tier before its cost is believed."""
-MARGIN = 0.05
-"""A tier meets the target when it lasts this much longer than the target (share of the time left)."""
-UP_MARGIN = 0.10
-"""Moving up to a richer tier needs it to last this much longer than the target (see ``plan``)."""
+IDLE_MARGIN = 0.02
+"""Headroom on the draw between answers (share): it is measured over every gap between turns and drifts
+little; a margin on the whole draw would, where idling is most of it (a Pi 5 idles at about 2.8 W), hold
+back a third of what the answers have."""
+ANSWER_MARGIN = 0.15
+"""Headroom on what the answers still to come cost over idling (share): an answer's cost varies with its
+length, the conversation and the machine's other work."""
+UP_ANSWERS = 5
+"""Moving up to a tier richer than the one in use needs the pack to pay for this many answers on it (or the
+questions left, when fewer): every change of tier loads another model file and evaluates the conversation
+again, worth it for a run of answers, not for one that the next question takes back."""
 TARGET_WITHIN = 0.05
 """A charge that lasted within this share of the target either way met it (short: missed; longer: the
 richer tiers it passed over were affordable)."""
@@ -125,15 +132,26 @@ def average_power_w(cost: TierCost, idle_w: float, per_hour: float | None) -> fl
     return idle_w + rate * max(0.0, cost.joules - idle_w * cost.seconds)
 
 
+def answers_in(cost: TierCost, per_hour: float | None, seconds: float) -> float:
+    """Questions ``seconds`` of service bring on this tier: at the recent rate, never more than back to back
+    (without a rate, back to back)."""
+    back_to_back = max(0.0, seconds) / max(cost.seconds, 1e-9)
+    return back_to_back if per_hour is None else min(per_hour * max(0.0, seconds) / 3600.0, back_to_back)
+
+
 def energy_needed_j(cost: TierCost, idle_w: float, per_hour: float | None, seconds: float) -> float:
-    """Energy (J) ``seconds`` of service take on this tier: the idle draw all along, plus what each answer
-    costs over idling for as long, for as many questions as the rate brings (back to back at most)."""
-    return average_power_w(cost, idle_w, per_hour) * max(0.0, seconds)
+    """Energy (J) ``seconds`` of service take on this tier, with headroom: the draw between answers all along
+    (plus ``IDLE_MARGIN``), and for every question the rate brings what its answer costs over idling as long
+    (plus ``ANSWER_MARGIN``)."""
+    over_idle = max(0.0, cost.joules - idle_w * cost.seconds)
+    answers = answers_in(cost, per_hour, seconds)
+    return idle_w * max(0.0, seconds) * (1.0 + IDLE_MARGIN) + answers * over_idle * (1.0 + ANSWER_MARGIN)
 
 
 def outlook(tier: str, cost: TierCost | None, *, remaining_j: float, idle_w: float, per_hour: float | None,
             hours_left: float | None) -> Outlook:
-    """Hours and answers the pack gives on ``tier`` (pure)."""
+    """Hours and answers the pack gives on ``tier`` (pure); it meets the target when the energy the time left
+    needs on it, with headroom (``energy_needed_j``), is in the pack."""
     if cost is None or cost.answers < MIN_ANSWERS or cost.joules <= 0:
         return Outlook(tier, None, None, None)
     power = average_power_w(cost, idle_w, per_hour)
@@ -142,7 +160,8 @@ def outlook(tier: str, cost: TierCost | None, *, remaining_j: float, idle_w: flo
         answers = int(remaining_j // cost.joules)
     else:
         answers = int(hours * per_hour)
-    meets = None if hours_left is None else hours >= hours_left * (1.0 + MARGIN)
+    meets = None if hours_left is None else \
+        remaining_j >= energy_needed_j(cost, idle_w, per_hour, hours_left * 3600.0)
     return Outlook(tier, hours, answers, meets)
 
 
@@ -152,29 +171,27 @@ def plan(ladder: Sequence[str], costs: dict[str, TierCost], *, remaining_j: floa
     """The tier for the next answer, from ``ladder`` (richest first, available tiers only), so that the pack
     reaches ``hours_left``.
 
-    First the richest tier that lasts on its own: walking down the ladder, a tier with a known cost whose
-    projected life reaches the target by ``MARGIN`` is the one; one that does not is passed; one whose cost
-    is not known yet is chosen to be measured (the ladder below a measured tier is only learnt by using it).
-    With every known tier short of the target, the leanest is chosen.
+    First the tier that lasts: walking down the ladder, the first tier with a known cost whose energy for the
+    time left, with headroom (``energy_needed_j``), is in the pack; one whose cost is not known yet is chosen
+    to be measured (the ladder below a measured tier is only learnt by using it). With every known tier short
+    of the target, the leanest is chosen.
 
-    Then the spending: the tier just richer than the one that lasts answers this question when the pack,
-    after this answer on it, still reaches the target with every later question on the one that lasts. So
-    the energy a tier that lasts would leave over is spent on richer answers, first answers first, and the
-    last questions are not left to the leanest tiers while the pack had energy to spare; the budget is only
-    ever spread over two neighbouring tiers, the split a fixed number of answers needs for the most rich
-    ones. The fixed phrases (the leanest rung) thus answer only the share of questions no answering tier
-    can pay for.
+    Then the spending: the richest tier (above the one that lasts) answers this question when the pack, after
+    this answer on it, still holds what the rest of the time needs on the tier that lasts. What the tier that
+    lasts would leave over thus goes to the richest answers, the first questions first, rather than being kept
+    to the end; the headroom, a share of what is still to come, shrinks as the target nears and is spent then.
+    Fixed phrases (the leanest rung) thus answer only the questions no answering tier can pay for.
 
     Without a target, or before any tier has ``MIN_ANSWERS`` measured answers, the governor has no choice
     to make (``tier`` None): the threshold ladder decides. ``rate_known`` False (fewer than two questions in
     the rate window, as at the start of a day whose costs come from earlier days' turn log) leaves the
     choice to the threshold ladder too: ``per_hour`` None then means "not known", not "back to back".
 
-    A tier richer than ``current`` (the tier in use) must reach the target by ``UP_MARGIN`` rather than
-    ``MARGIN``, on its own and for the spending alike: every change of tier loads another model file and
-    evaluates the conversation again, so the plan does not move up for a projection that the next turn may
-    take back. Leaving a tier that does not answer (fixed phrases: not in ``answering``, when given) for one
-    that does needs only ``MARGIN``: an answer is worth a model load.
+    Spending on a tier richer than ``current`` (the tier in use) needs the pack to pay for ``UP_ANSWERS``
+    answers on it, not one: every change of tier loads another model file and evaluates the conversation
+    again, so the plan does not move up for one answer and back down for the next. Leaving a tier that does
+    not answer (fixed phrases: not in ``answering``, when given) for one that does needs one answer's worth:
+    an answer is worth a model load.
     """
     looks = tuple(outlook(t, costs.get(t), remaining_j=remaining_j, idle_w=idle_w, per_hour=per_hour,
                           hours_left=hours_left) for t in ladder)
@@ -187,15 +204,13 @@ def plan(ladder: Sequence[str], costs: dict[str, TierCost], *, remaining_j: floa
                     looks, hours_left, idle_w)
     answers_now = answering is None or current in answering
     at = list(ladder).index(current) if current is not None and current in ladder and answers_now else None
-
-    def margin(i: int) -> float:
-        return UP_MARGIN if at is not None and i < at else MARGIN
+    seconds = hours_left * 3600.0
 
     lasting: int | None = None
     for i, o in enumerate(looks):
         if o.hours is None:
             return Plan(o.tier, f"measuring what tier {o.tier} costs per answer", looks, hours_left, idle_w)
-        if o.hours >= hours_left * (1.0 + margin(i)):
+        if o.meets_target:
             lasting = i
             break
     if lasting is None:
@@ -203,15 +218,19 @@ def plan(ladder: Sequence[str], costs: dict[str, TierCost], *, remaining_j: floa
         return Plan(lean.tier, f"no tier reaches the target {hours_left:.1f} h away; the leanest lasts "
                     f"{lean.hours or 0:.1f} h", looks, hours_left, idle_w)
     keep = looks[lasting]
-    if lasting > 0:
-        richer = ladder[lasting - 1]
-        seconds = hours_left * 3600.0
-        rich, lean_cost = costs[richer], costs[keep.tier]
-        need = rich.joules + energy_needed_j(lean_cost, idle_w, per_hour, seconds - rich.seconds)
-        if remaining_j >= need * (1.0 + margin(lasting - 1)):
-            return Plan(richer, f"tier {keep.tier} lasts {keep.hours:.1f} h, the target is {hours_left:.1f} h "
-                        f"away: this answer on {richer} leaves enough for the rest on {keep.tier}",
-                        looks, hours_left, idle_w)
+    rest = costs[keep.tier]
+    questions = answers_in(rest, per_hour, seconds)
+    for i in range(lasting):
+        rich = costs[ladder[i]]
+        runs = 1 if at is None or i >= at else max(1, min(UP_ANSWERS, math.floor(questions)))
+        gap = rich.seconds if per_hour is None else max(rich.seconds, 3600.0 / per_hour)
+        spend_s = min(seconds, runs * gap)  # the next ``runs`` questions on it, the rest on the tier that lasts
+        if remaining_j >= energy_needed_j(rich, idle_w, per_hour, spend_s) + \
+                energy_needed_j(rest, idle_w, per_hour, seconds - spend_s):
+            what = "this answer" if runs == 1 else f"the next {runs} answers"
+            return Plan(ladder[i], f"tier {keep.tier} lasts {keep.hours:.1f} h, the target is {hours_left:.1f} h "
+                        f"away: {what} on {ladder[i]} leave{'s' if runs == 1 else ''} enough for the rest on "
+                        f"{keep.tier}", looks, hours_left, idle_w)
     return Plan(keep.tier, f"tier {keep.tier} lasts {keep.hours:.1f} h, the target is {hours_left:.1f} h away",
                 looks, hours_left, idle_w)
 
