@@ -166,7 +166,7 @@ def test_a_drain_on_the_twin_is_labelled_and_counts_answers_per_charge(tiny_twin
         2 / (report["pack_drawn_j"] / meta["pack"]["time_scale"]) * report["usable_j"])
     assert report["tiers"]["q4_k_m"]["twin"] == LABEL
     text = (out / "report.md").read_text()
-    assert f"Speed twin: {LABEL}" in text and "answers per charge" in text and "(estimated)" in text
+    assert f"**{LABEL[:1].upper()}{LABEL[1:]}.**" in text and "Speed twin: speed twin" not in text and "answers per charge" in text and "(estimated)" in text
 
 
 def test_read_kv_skips_arrays_and_stops_at_a_cut(tmp_path: Path, smollm2: Path) -> None:

@@ -66,7 +66,8 @@ def twin_note(run: RunData) -> str | None:
     if not twins:
         return None
     basis = next((r.words_basis for r in run.records if r.words_basis), "")
-    return (f"**Speed twin: {twins[0].twin}.** Tiers {', '.join(r.tier for r in twins)} ran on a model with a real "
+    label = twins[0].twin or "speed twin"
+    return (f"**{label[:1].upper()}{label[1:]}.** Tiers {', '.join(r.tier for r in twins)} ran on a model with a real "
             "model's shapes and random weights: their speed and energy are that model's, their words are "
             f"not. Each turn generated its tier's whole token budget; words are {basis}")
 
