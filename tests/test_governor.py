@@ -303,3 +303,35 @@ def test_the_idle_draw_is_measured_between_turns_not_read_as_a_question_arrives(
         idle = s.costs.idle_w()  # the gap ends with the few busy seconds before the turn's first mark
         assert idle == pytest.approx(2.0 / pack.boost_efficiency, rel=0.1)
         assert s._idle_w(busy) == idle
+
+
+def test_the_battery_command_counts_on_the_idle_draw_the_appliance_measured(tmp_path, ladder_files) -> None:  # type: ignore[no-untyped-def]
+    """`assistant battery` reads the gauge once, perhaps while the appliance answers: the draw between answers
+    it projects with is the one the appliance last measured (kept in the turn log's plan), not that reading."""
+    import json
+
+    from assistant.commands.power import _outlook
+    from assistant.messages import BatteryReading
+    from assistant.session import TURN_LOG
+    from test_session import config
+
+    cfg = config(tmp_path, ladder_files)
+    log = cfg.paths.state_dir / TURN_LOG
+    log.parent.mkdir(parents=True)
+    lines = [{"schema": 1, "time": "", "unix": time.time() - 600 + 60 * i, "turn_id": f"t{i}", "tier": "q2_k",
+              "kind": "llm", "energy_j": 40.0, "energy_s": 8.0,
+              "governor": {"tier": "q2_k", "reason": "", "target_hours_left": 2.0, "hours": {}, "idle_w": 2.0}}
+             for i in range(4)]
+    log.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    busy = BatteryReading(0.0, 7.6, -1.3, -10.0, 60.0, False, False, "test")
+    got = {o.tier: o for o in _outlook(cfg, cfg.tiers, set(), busy, 10.0).outlooks}["q2_k"]
+    cost = TierCost(40.0, 8.0, 4)
+    remaining = remaining_energy_j(60.0, 10.0, cfg.battery.usable_wh * 3600.0)
+    per_hour = Costs()
+    per_hour.add_entries(TurnLogEntry.from_json(line) for line in lines)
+    expected = outlook("q2_k", cost, remaining_j=remaining, idle_w=2.0, per_hour=per_hour.per_hour(time.time()),
+                       hours_left=None)
+    assert got.hours == pytest.approx(expected.hours, rel=0.02)
+    at_10_w = outlook("q2_k", cost, remaining_j=remaining, idle_w=10.0, per_hour=per_hour.per_hour(time.time()),
+                      hours_left=None)
+    assert at_10_w.hours is not None and got.hours is not None and got.hours > 2 * at_10_w.hours

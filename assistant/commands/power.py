@@ -83,12 +83,17 @@ def _outlook(cfg: AssistantConfig, tiers: TierConfig, missing: set[str], reading
              empty_soc_pct: float | None) -> Plan:
     """How far the pack goes on each available tier, from the costs the turn log has measured."""
     costs = Costs(rate_window_s=cfg.governor.rate_window_min * 60.0)
-    costs.add_entries(read_turns(cfg.paths.state_dir.expanduser() / TURN_LOG).entries)
+    entries = read_turns(cfg.paths.state_dir.expanduser() / TURN_LOG).entries
+    costs.add_entries(entries)
+    # the draw between answers as the appliance last measured it (the governor's plan keeps it), else this reading
+    logged = next((e.governor.idle_w for e in reversed(entries) if e.governor is not None
+                   and e.governor.idle_w is not None), None)
     now = time.time()
     target = cfg.governor.target_unix(now) if cfg.governor.until is not None else None
     remaining = remaining_energy_j(reading.soc_pct or 0.0, empty_soc_pct or 0.0, cfg.battery.usable_wh * 3600.0)
     return plan([t.name for t in tiers.ladder if t.name not in missing], costs.costs(), remaining_j=remaining,
-                idle_w=max(0.0, -(reading.power_w or 0.0)), per_hour=costs.per_hour(now),
+                idle_w=logged if logged is not None else max(0.0, -(reading.power_w or 0.0)),
+                per_hour=costs.per_hour(now),
                 hours_left=None if target is None else (target - now) / 3600.0)
 
 
