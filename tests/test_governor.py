@@ -335,3 +335,14 @@ def test_the_battery_command_counts_on_the_idle_draw_the_appliance_measured(tmp_
     at_10_w = outlook("q2_k", cost, remaining_j=remaining, idle_w=10.0, per_hour=per_hour.per_hour(time.time()),
                       hours_left=None)
     assert at_10_w.hours is not None and got.hours is not None and got.hours > 2 * at_10_w.hours
+
+
+def test_one_busy_gap_does_not_move_the_idle_draw() -> None:
+    costs = Costs()
+    assert costs.idle_w() is None
+    costs.add_idle(6.0, 2.0)  # too short a time to believe
+    assert costs.idle_w() is None
+    for joules in (93.0, 95.0, 94.0, 94.5):
+        costs.add_idle(joules, 30.0)  # 3.1 to 3.17 W
+    costs.add_idle(300.0, 30.0)  # something else ran: 10 W
+    assert costs.idle_w() == pytest.approx(3.13, abs=0.05)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import statistics
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -282,9 +283,11 @@ class Costs:
             self._idle.append((joules, seconds))
 
     def idle_w(self) -> float | None:
-        """The draw between turns (W) over the last ``window`` gaps; None before ``MIN_IDLE_S`` of them."""
-        seconds = sum(s for _, s in self._idle)
-        return None if seconds < MIN_IDLE_S else sum(j for j, _ in self._idle) / seconds
+        """The draw between turns (W): the median of the last ``window`` gaps' draws, so that a gap in which
+        something else ran (a gauge re-probed, a log rotated) does not move it; None before ``MIN_IDLE_S``."""
+        if sum(s for _, s in self._idle) < MIN_IDLE_S:
+            return None
+        return statistics.median(j / s for j, s in self._idle)
 
     def add_turn(self, tier: str, joules: float, seconds: float, at: float) -> None:
         """One answered turn: its tier, energy (J), length (s) and when it began (s, any clock)."""
