@@ -1,10 +1,10 @@
-"""The governor: keep the richest tier whose projected battery life reaches the user's target.
+"""The governor: answer on the richest tiers the charge can pay for and still reach the user's target.
 
 The threshold ladder answers "which tier for this state of charge?"; the governor answers "will it
 last until the end of the day?". From the energy each tier has measurably cost per answer, the
-draw between answers and the recent rate of questions, it projects how long the pack lasts on each
-tier, and keeps the richest one that reaches the target. Pure: the session feeds it what it measured
-(``Costs``) and asks it between turns; it does no I/O.
+draw between answers and the recent rate of questions, it finds the richest tier the rest of the time
+can run on, and spends what that tier spares on richer answers, first questions first (``plan``).
+Pure: the session feeds it what it measured (``Costs``) and asks it between turns; it does no I/O.
 """
 
 from __future__ import annotations
