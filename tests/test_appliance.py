@@ -269,3 +269,26 @@ def test_sigterm_stops_cleanly_with_a_complete_log(tmp_path: Path) -> None:
     assert len(result.entries) >= 2 and result.torn_lines == 0 and not result.bad_lines
     assert all(r.words > 0 for r in result.entries if not r.cancelled)
     assert "appliance stopped after" in err
+
+
+def test_audio_the_microphone_dropped_during_a_question_is_said(running: Running, question: AudioClip,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    """A recogniser that falls behind the microphone by more than its queue loses audio (the microphone counts
+    it in ``overflows``): the question is then heard in part, and the journal says why."""
+    app, ctl = running.appliance, running.controls
+    mic = app.mic
+    read = mic.read_chunk
+    mic.overflows = 0  # type: ignore[attr-defined]
+
+    def falling_behind(timeout: float) -> bytes | None:
+        chunk = read(timeout)
+        if app._turn is not None and mic.overflows < 3:  # type: ignore[attr-defined]
+            mic.overflows += 1  # type: ignore[attr-defined]
+        return chunk
+
+    mic.read_chunk = falling_behind  # type: ignore[method-assign]
+    with caplog.at_level("WARNING", logger="assistant.device.appliance"):
+        ctl.ask(question)
+        wait_for(lambda: app.turns == 1 and app.state is State.IDLE and app._turn is None, 60)
+    said = [r.getMessage() for r in caplog.records if "fell behind the microphone" in r.getMessage()]
+    assert len(said) == 1 and "3 blocks" in said[0], said

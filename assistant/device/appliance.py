@@ -345,19 +345,31 @@ class Appliance:
         return backlog[-keep:]
 
     def _utterance(self, turn: _Turn) -> Iterator[bytes]:
-        """Microphone audio from the press until the release (then what was already captured)."""
-        yield from turn.head
-        while not turn.cancel.is_set():
-            chunk = self.mic.read_chunk(0.2)
-            if chunk:
-                yield chunk
-            if turn.released.is_set():
-                for _ in range(40):
-                    rest = self.mic.read_chunk(0.0)
-                    if rest is None:
-                        break
-                    yield rest
-                return
+        """Microphone audio from the press until the release (then what was already captured). Audio the
+        microphone dropped meanwhile (the recogniser fell behind it by more than its queue) is said in the
+        journal: the question was heard in part."""
+        first = seen = getattr(self.mic, "overflows", 0)
+        try:
+            yield from turn.head
+            while not turn.cancel.is_set():
+                chunk = self.mic.read_chunk(0.2)
+                seen = getattr(self.mic, "overflows", 0)  # counted up to the last read, not while unread later
+                if chunk:
+                    yield chunk
+                if turn.released.is_set():
+                    for _ in range(40):
+                        rest = self.mic.read_chunk(0.0)
+                        seen = getattr(self.mic, "overflows", 0)
+                        if rest is None:
+                            break
+                        yield rest
+                    return
+        finally:
+            lost = seen - first
+            if lost > 0:
+                _LOG.warning("[%s] the recogniser fell behind the microphone: %d blocks of the question were "
+                             "dropped, so it was heard in part (a slower machine than this model needs, or a "
+                             "busy one)", turn.turn_id, lost)
 
     def _work(self, turn: _Turn) -> None:
         try:
