@@ -127,10 +127,10 @@ class Plan:
 def average_power_w(cost: TierCost, idle_w: float, per_hour: float | None) -> float:
     """Mean draw (W) while answering ``per_hour`` questions an hour on this tier and idling between them.
     Without a rate, answers come back to back."""
-    if per_hour is None or per_hour * cost.seconds >= 3600.0:
+    answers = answers_in(cost, per_hour, 3600.0)
+    if answers * cost.seconds >= 3600.0:  # back to back: no idling between answers
         return cost.joules / max(cost.seconds, 1e-9)
-    rate = per_hour / 3600.0
-    return idle_w + rate * max(0.0, cost.joules - idle_w * cost.seconds)
+    return idle_w + answers / 3600.0 * max(0.0, cost.joules - idle_w * cost.seconds)
 
 
 def answers_in(cost: TierCost, per_hour: float | None, seconds: float) -> float:
@@ -157,10 +157,7 @@ def outlook(tier: str, cost: TierCost | None, *, remaining_j: float, idle_w: flo
         return Outlook(tier, None, None, None)
     power = average_power_w(cost, idle_w, per_hour)
     hours = remaining_j / power / 3600.0 if power > 0 else math.inf
-    if per_hour is None or per_hour * cost.seconds >= 3600.0:
-        answers = int(remaining_j // cost.joules)
-    else:
-        answers = int(hours * per_hour)
+    answers = int(answers_in(cost, per_hour, hours * 3600.0)) if math.isfinite(hours) else 0
     meets = None if hours_left is None else \
         remaining_j >= energy_needed_j(cost, idle_w, per_hour, hours_left * 3600.0)
     return Outlook(tier, hours, answers, meets)
